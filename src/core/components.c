@@ -1,0 +1,47 @@
+/*
+ * components.c — the component registry: every receiver, processor, exporter and
+ * extension the collector knows, one line each. Adding a component = its folder + a line.
+ */
+#include <string.h>
+
+#include "dbi/component.h"
+
+const struct dbi_component *const dbi_components[] = {
+	NULL,
+};
+
+const struct dbi_component *dbi_component_find(const char *type, enum dbi_comp_kind kind)
+{
+	for (size_t i = 0; dbi_components[i]; i++)
+		if (dbi_components[i]->kind == kind && strcmp(dbi_components[i]->type, type) == 0)
+			return dbi_components[i];
+	return NULL;
+}
+
+const char *dbi_comp_kind_name(enum dbi_comp_kind k)
+{
+	switch (k) {
+	case DBI_RECEIVER:
+		return "receiver";
+	case DBI_PROCESSOR:
+		return "processor";
+	case DBI_EXPORTER:
+		return "exporter";
+	case DBI_EXTENSION:
+		return "extension";
+	}
+	return "?";
+}
+
+const char *dbi_signal_name(unsigned sig)
+{
+	switch (sig) {
+	case DBI_SIG_METRICS:
+		return "metrics";
+	case DBI_SIG_LOGS:
+		return "logs";
+	case DBI_SIG_TRACES:
+		return "traces";
+	}
+	return "?";
+}
