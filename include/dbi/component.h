@@ -99,7 +99,7 @@ int dbi_next(struct dbi_next *next, struct dbi_batch *b);
 bool dbi_rctx_stopping(const struct dbi_rctx *c);
 /* Readable (eventfd) when the thread should stop; for receivers that block in poll(). */
 int dbi_rctx_wake_fd(const struct dbi_rctx *c);
-unsigned dbi_rctx_thread(const struct dbi_rctx *c);  /* 0..nthreads-1 */
+unsigned dbi_rctx_thread(const struct dbi_rctx *c); /* 0..nthreads-1 */
 unsigned dbi_rctx_nthreads(const struct dbi_rctx *c);
 struct dbi_stats *dbi_rctx_stats(struct dbi_rctx *c); /* this thread's block */
 

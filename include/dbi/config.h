@@ -20,18 +20,18 @@
 struct dbi_component;
 
 enum dbi_conf_type {
-	DBI_CT_BOOL = 1,  /* bool */
-	DBI_CT_INT,       /* int64_t */
-	DBI_CT_DOUBLE,    /* double */
-	DBI_CT_STRING,    /* char * (owned by the config) */
-	DBI_CT_DURATION,  /* uint64_t ns; Go syntax: "10s", "250ms", "1m30s", "1h"; "0" allowed */
-	DBI_CT_SIZE,      /* uint64_t bytes; "1048576", "512KiB", "4MiB", "1GiB", "1MB" (10^6) */
-	DBI_CT_ENUM,      /* int: index into choices "a|b|c" */
-	DBI_CT_STRLIST,   /* struct dbi_strlist: YAML sequence of scalars */
-	DBI_CT_STRMAP,    /* struct dbi_strmap: YAML mapping scalar -> scalar */
-	DBI_CT_LIST,      /* struct dbi_list: sequence of mappings, each parsed with .sub */
-	DBI_CT_ENDPOINT,  /* struct dbi_endpoint: "host:port", "[v6]:port", ":port" */
-	DBI_CT_PERCENT,   /* double in [0,100] */
+	DBI_CT_BOOL = 1, /* bool */
+	DBI_CT_INT,      /* int64_t */
+	DBI_CT_DOUBLE,   /* double */
+	DBI_CT_STRING,   /* char * (owned by the config) */
+	DBI_CT_DURATION, /* uint64_t ns; Go syntax: "10s", "250ms", "1m30s", "1h"; "0" allowed */
+	DBI_CT_SIZE,     /* uint64_t bytes; "1048576", "512KiB", "4MiB", "1GiB", "1MB" (10^6) */
+	DBI_CT_ENUM,     /* int: index into choices "a|b|c" */
+	DBI_CT_STRLIST,  /* struct dbi_strlist: YAML sequence of scalars */
+	DBI_CT_STRMAP,   /* struct dbi_strmap: YAML mapping scalar -> scalar */
+	DBI_CT_LIST,     /* struct dbi_list: sequence of mappings, each parsed with .sub */
+	DBI_CT_ENDPOINT, /* struct dbi_endpoint: "host:port", "[v6]:port", ":port" */
+	DBI_CT_PERCENT,  /* double in [0,100] */
 };
 
 #define DBI_CK_REQUIRED 0x1 /* must be present (after env expansion, non-empty) */
@@ -59,18 +59,21 @@ struct dbi_endpoint {
 };
 
 struct dbi_conf_key {
-	const char *name;    /* dotted path for nested mappings: "retry_on_failure.initial_interval" */
+	const char *name; /* dotted path for nested mappings: "retry_on_failure.initial_interval" */
 	enum dbi_conf_type type;
-	size_t offset;       /* offsetof(struct my_cfg, field) */
-	const char *def;     /* default as YAML text, parsed like user input; NULL = zero */
-	const char *doc;     /* one line for --help */
-	unsigned flags;      /* DBI_CK_* */
-	const char *choices; /* DBI_CT_ENUM: "basic|normal|detailed" */
-	double min, max;     /* numeric range when min < max (INT, DOUBLE, DURATION in s, SIZE) */
+	size_t offset;                  /* offsetof(struct my_cfg, field) */
+	const char *def;                /* default as YAML text, parsed like user input; NULL = zero */
+	const char *doc;                /* one line for --help */
+	unsigned flags;                 /* DBI_CK_* */
+	const char *choices;            /* DBI_CT_ENUM: "basic|normal|detailed" */
+	double min, max;                /* numeric range when min < max (INT, DOUBLE, DURATION in s, SIZE) */
 	const struct dbi_conf_key *sub; /* DBI_CT_LIST: keys of each element; NULL-name terminated */
 	size_t elem_size;               /* DBI_CT_LIST: sizeof one element */
 };
-#define DBI_CONF_END {0}
+#define DBI_CONF_END                                                                                                   \
+	{                                                                                                              \
+		0                                                                                                      \
+	}
 
 /* One configured component instance ("otlphttp/newrelic"). */
 struct dbi_conf_component {
@@ -78,18 +81,18 @@ struct dbi_conf_component {
 	char *type; /* "otlphttp" */
 	char *name; /* "newrelic" or "" */
 	const struct dbi_component *desc;
-	void *cfg;      /* desc->conf_size bytes filled from the map */
-	uint64_t hash;  /* hash of the expanded YAML subtree: reload compares it */
-	int line, col;  /* where it was declared */
-	int used;       /* referenced by a pipeline (or service.extensions) */
+	void *cfg;     /* desc->conf_size bytes filled from the map */
+	uint64_t hash; /* hash of the expanded YAML subtree: reload compares it */
+	int line, col; /* where it was declared */
+	int used;      /* referenced by a pipeline (or service.extensions) */
 };
 
 struct dbi_conf_pipeline {
-	char *id;            /* "metrics", "logs/pg" */
-	unsigned signal;     /* enum dbi_signal, one bit */
-	int *receivers;      /* indexes into dbi_config.components */
+	char *id;        /* "metrics", "logs/pg" */
+	unsigned signal; /* enum dbi_signal, one bit */
+	int *receivers;  /* indexes into dbi_config.components */
 	size_t nreceivers;
-	int *processors;     /* in order */
+	int *processors; /* in order */
 	size_t nprocessors;
 	int *exporters;
 	size_t nexporters;
@@ -101,27 +104,27 @@ enum dbi_pin { DBI_PIN_AUTO = 0, DBI_PIN_NONE };
 
 /* runtime: — dbi's own section (threads, pinning, rings, shared memory). */
 struct dbi_conf_runtime {
-	char *shm_name;        /* runtime.shm.name, default "dbi.main" */
-	int hugepages;         /* runtime.shm.hugepages: auto|on|off */
-	uint64_t shm_size;     /* runtime.shm.size, 0 = computed */
-	char *shm_dir;         /* runtime.shm.dir: default /dev/shm (hugetlbfs: /dev/hugepages) */
-	int64_t scrapers;      /* runtime.threads.scrapers, default 1 */
-	int64_t processors;    /* runtime.threads.processors, default 1 */
-	int pin;               /* runtime.threads.pin: auto|none */
+	char *shm_name;          /* runtime.shm.name, default "dbi.main" */
+	int hugepages;           /* runtime.shm.hugepages: auto|on|off */
+	uint64_t shm_size;       /* runtime.shm.size, 0 = computed */
+	char *shm_dir;           /* runtime.shm.dir: default /dev/shm (hugetlbfs: /dev/hugepages) */
+	int64_t scrapers;        /* runtime.threads.scrapers, default 1 */
+	int64_t processors;      /* runtime.threads.processors, default 1 */
+	int pin;                 /* runtime.threads.pin: auto|none */
 	struct dbi_strlist cpus; /* runtime.threads.cpus: CPU list for pinning, e.g. ["0-1"]; empty = all allowed */
-	int64_t ring_points;   /* runtime.rings.points: slots per point ring (power of two), default 65536 */
-	uint64_t ring_bytes;   /* runtime.rings.bytes: bytes per byte ring (power of two), default 4MiB */
-	int64_t max_series;    /* runtime.max_series, default 2000000 */
-	char *state_dir;       /* runtime.state_dir: persistent state (circuits, queues), default /var/lib/dbi or $TMPDIR */
+	int64_t ring_points;     /* runtime.rings.points: slots per point ring (power of two), default 65536 */
+	uint64_t ring_bytes;     /* runtime.rings.bytes: bytes per byte ring (power of two), default 4MiB */
+	int64_t max_series;      /* runtime.max_series, default 2000000 */
+	char *state_dir; /* runtime.state_dir: persistent state (circuits, queues), default /var/lib/dbi or $TMPDIR */
 };
 
 /* service: — extensions, pipelines, telemetry, shutdown. */
 struct dbi_conf_service {
 	struct dbi_strlist extensions;
-	uint64_t shutdown_timeout;    /* service.shutdown_timeout, default 10s */
-	char *log_level;              /* service.telemetry.logs.level: debug|info|warn|error */
+	uint64_t shutdown_timeout;           /* service.shutdown_timeout, default 10s */
+	char *log_level;                     /* service.telemetry.logs.level: debug|info|warn|error */
 	struct dbi_endpoint metrics_address; /* service.telemetry.metrics.address, default 127.0.0.1:8888 */
-	int metrics_enabled;          /* service.telemetry.metrics.level != none */
+	int metrics_enabled;                 /* service.telemetry.metrics.level != none */
 };
 
 struct dbi_config {
@@ -145,9 +148,9 @@ extern const struct dbi_conf_key dbi_runtime_keys[];
  * "file:line:col: message" line per problem (up to a limit), *out untouched.
  */
 int dbi_config_load(const char *path, const struct dbi_component *const *registry, struct dbi_config **out,
-		    struct dbi_errbuf *err);
+                    struct dbi_errbuf *err);
 int dbi_config_load_string(const char *yaml, const char *name, const struct dbi_component *const *registry,
-			   struct dbi_config **out, struct dbi_errbuf *err);
+                           struct dbi_config **out, struct dbi_errbuf *err);
 void dbi_config_free(struct dbi_config *cfg);
 
 /* Find a component by id; NULL if absent. */

@@ -35,13 +35,13 @@ void dbi_log_set_rate(uint32_t per_window);
  * The field string is appended verbatim after scrubbing secrets.
  */
 void dbi_log_emit(struct dbi_log_site *site, enum dbi_log_level lvl, const char *comp, const char *msg,
-		  const char *fields_fmt, ...) __attribute__((format(printf, 5, 6)));
+                  const char *fields_fmt, ...) __attribute__((format(printf, 5, 6)));
 
-#define DBI_LOG_(lvl, comp, msg, ...)                                                                      \
-	do {                                                                                               \
-		static struct dbi_log_site dbi_log_site_;                                                  \
-		if ((lvl) >= dbi_log_get_level())                                                          \
-			dbi_log_emit(&dbi_log_site_, (lvl), (comp), (msg), __VA_ARGS__);                   \
+#define DBI_LOG_(lvl, comp, msg, ...)                                                                                  \
+	do {                                                                                                           \
+		static struct dbi_log_site dbi_log_site_;                                                              \
+		if ((lvl) >= dbi_log_get_level())                                                                      \
+			dbi_log_emit(&dbi_log_site_, (lvl), (comp), (msg), __VA_ARGS__);                               \
 	} while (0)
 
 #define DBI_LOGD(comp, msg, ...) DBI_LOG_(DBI_LOG_DEBUG, comp, msg, __VA_ARGS__)

@@ -28,8 +28,8 @@ enum dbi_point_kind {
 };
 
 /* Point flags. */
-#define DBI_PF_DOUBLE 0x0001   /* v.d holds the value, else v.i */
-#define DBI_PF_NOVALUE 0x0002  /* OTLP "no recorded value" (staleness marker) */
+#define DBI_PF_DOUBLE 0x0001  /* v.d holds the value, else v.i */
+#define DBI_PF_NOVALUE 0x0002 /* OTLP "no recorded value" (staleness marker) */
 
 struct dbi_point {
 	uint64_t time_ns;  /* observation time, Unix epoch ns */
@@ -63,9 +63,9 @@ enum dbi_rec_type {
 
 /* Common header of every byte record: which receiver slot it came from. */
 struct dbi_rec_hdr {
-	uint32_t type;   /* enum dbi_rec_type */
-	uint32_t len;    /* total bytes including this header */
-	uint64_t seq;    /* producer sequence number */
+	uint32_t type; /* enum dbi_rec_type */
+	uint32_t len;  /* total bytes including this header */
+	uint64_t seq;  /* producer sequence number */
 	uint64_t ingest_ns;
 	uint8_t source;
 	uint8_t pad[7];

@@ -119,7 +119,7 @@ uint32_t dbi_attrs_intern_enc(struct dbi_registry *reg, const uint8_t *enc, size
 uint32_t dbi_metric_intern(struct dbi_registry *reg, const struct dbi_metric_def *def);
 uint32_t dbi_scope_intern(struct dbi_registry *reg, const char *name, const char *version);
 uint32_t dbi_series_intern(struct dbi_registry *reg, uint32_t metric, uint32_t resource, uint32_t scope,
-			   uint32_t attrs);
+                           uint32_t attrs);
 
 const struct dbi_attrset *dbi_attrs_get(const struct dbi_registry *reg, uint32_t id);
 const struct dbi_metric *dbi_metric_get(const struct dbi_registry *reg, uint32_t id);

@@ -24,7 +24,7 @@
 
 #include "dbi/common.h"
 
-#define DBI_RING_MAGIC 0x52494e47u /* "RING" */
+#define DBI_RING_MAGIC 0x52494e47u  /* "RING" */
 #define DBI_BRING_MAGIC 0x4252494eu /* "BRIN" */
 
 struct dbi_ring {

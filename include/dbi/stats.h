@@ -37,12 +37,12 @@ enum dbi_stats_kind {
 
 /* The block as laid out in shared memory (read by other processes: keep it stable). */
 struct dbi_stats_block {
-	_Atomic uint64_t seq; /* odd while the writer is updating */
-	uint32_t n;           /* counters in use */
-	uint32_t kind;        /* enum dbi_stats_kind */
-	char id[DBI_STATS_ID];  /* "otlphttp/newrelic", "postgresql#1", "batch@metrics#0" */
-	char type[32];          /* component type: "batch" */
-	uint64_t updated_ns;    /* wall clock of the last publish */
+	_Atomic uint64_t seq;  /* odd while the writer is updating */
+	uint32_t n;            /* counters in use */
+	uint32_t kind;         /* enum dbi_stats_kind */
+	char id[DBI_STATS_ID]; /* "otlphttp/newrelic", "postgresql#1", "batch@metrics#0" */
+	char type[32];         /* component type: "batch" */
+	uint64_t updated_ns;   /* wall clock of the last publish */
 	char names[DBI_STATS_MAX][DBI_STAT_NAME];
 	uint8_t types[DBI_STATS_MAX];
 	_Alignas(8) uint64_t v[DBI_STATS_MAX];
@@ -57,7 +57,7 @@ struct dbi_stats {
 
 /* Set up a block (names/types from defs, NULL-name terminated). Returns DBI_ERR if too many. */
 int dbi_stats_init(struct dbi_stats *s, struct dbi_stats_block *blk, enum dbi_stats_kind kind, const char *id,
-		   const char *type, const struct dbi_stat_def *defs);
+                   const char *type, const struct dbi_stat_def *defs);
 /* Index of a counter by name, -1 if absent. */
 int dbi_stats_index(const struct dbi_stats *s, const char *name);
 

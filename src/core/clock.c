@@ -38,6 +38,6 @@ const char *dbi_fmt_time(uint64_t wall_ns, char *buf, size_t len)
 	struct tm tm;
 	gmtime_r(&s, &tm);
 	snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03uZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-		 tm.tm_hour, tm.tm_min, tm.tm_sec, (unsigned)((wall_ns / 1000000ULL) % 1000));
+	         tm.tm_hour, tm.tm_min, tm.tm_sec, (unsigned)((wall_ns / 1000000ULL) % 1000));
 	return buf;
 }

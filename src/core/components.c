@@ -7,7 +7,7 @@
 #include "dbi/component.h"
 
 const struct dbi_component *const dbi_components[] = {
-	NULL,
+        NULL,
 };
 
 const struct dbi_component *dbi_component_find(const char *type, enum dbi_comp_kind kind)

@@ -61,8 +61,8 @@ void dbi_log_set_rate(uint32_t per_window)
 }
 
 /* Keys whose values are secrets wherever they appear as key=value or key: value. */
-static const char *const secret_keys[] = {"password", "passwd", "api-key", "api_key", "apikey",
-					  "authorization", "token", "secret", "license_key", "sslpassword"};
+static const char *const secret_keys[] = {"password",      "passwd", "api-key", "api_key",     "apikey",
+                                          "authorization", "token",  "secret",  "license_key", "sslpassword"};
 
 static int is_value_end(char c)
 {
@@ -167,7 +167,7 @@ static int site_admit(struct dbi_log_site *site, uint32_t *suppressed)
 }
 
 void dbi_log_emit(struct dbi_log_site *site, enum dbi_log_level lvl, const char *comp, const char *msg,
-		  const char *fields_fmt, ...)
+                  const char *fields_fmt, ...)
 {
 	uint32_t suppressed;
 	if (!site_admit(site, &suppressed))
@@ -200,8 +200,8 @@ void dbi_log_emit(struct dbi_log_site *site, enum dbi_log_level lvl, const char 
 	qmsg[q] = '\0';
 
 	int n = snprintf(raw, sizeof(raw), "ts=%s level=%s comp=%s msg=\"%s\"%s%s", ts,
-			 level_names[lvl < DBI_LOG_OFF ? lvl : DBI_LOG_ERROR], comp ? comp : "dbi", qmsg,
-			 fields[0] ? " " : "", fields);
+	                 level_names[lvl < DBI_LOG_OFF ? lvl : DBI_LOG_ERROR], comp ? comp : "dbi", qmsg,
+	                 fields[0] ? " " : "", fields);
 	if (suppressed && n > 0 && (size_t)n < sizeof(raw))
 		snprintf(raw + n, sizeof(raw) - (size_t)n, " suppressed=%u", suppressed);
 	dbi_log_scrub(raw, line, sizeof(line) - 1);
