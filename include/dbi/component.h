@@ -13,6 +13,13 @@
  *   exporter   consume(state, batch, NULL), tick(), flush()   on its own thread
  *   extension  start(state) / stop(state)
  *
+ * Contracts: a batch's records (and its arena) are valid only during the call that
+ * received them; a processor that keeps data copies it. Processors must not modify a
+ * record in place (another pipeline may share it): replace the pointer with a copy in
+ * the batch arena. A receiver's run() returns to the runtime (dbi_rctx_flush,
+ * dbi_rctx_sleep_until, dbi_rctx_wait_space) at least every second, which is its
+ * heartbeat for the health check.
+ *
  * Adding a component touches its own folder and one line in src/core/components.c.
  */
 #ifndef DBI_COMPONENT_H
@@ -83,11 +90,22 @@ struct dbi_component {
 	/* Hand on/send everything held, giving up at deadline (mono ns). */
 	int (*flush)(void *state, struct dbi_next *next, uint64_t deadline);
 
-	/* extensions */
-	int (*start)(void *state);
+	/*
+	 * Any kind, optional, on the main thread: start after create and before the
+	 * pipeline threads run (bind listening sockets here, not in create); stop after
+	 * the pipeline threads have drained and exited.
+	 */
+	int (*start)(void *state, struct dbi_errbuf *err);
 	void (*stop)(void *state);
+	/* Bytes of shared memory the component will take with dbi_runtime_stats_block / _shm_blob. */
+	uint64_t (*shm_bytes)(const void *cfg);
 
-	/* optional: apply a changed config in place on reload (same type and id). */
+	/*
+	 * Optional: apply a changed config in place on reload (same type and id). Called
+	 * on the main thread while the component's threads run: the component makes the
+	 * switch safe itself (e.g. an atomic pointer swap). newcfg stays valid until the
+	 * next reload. On error the component must keep its old config.
+	 */
 	int (*reconfigure)(void *state, const void *newcfg, struct dbi_errbuf *err);
 };
 

@@ -1,0 +1,644 @@
+/*
+ * registry.c — interning of metric descriptors, attribute sets, scopes and series
+ * (see registry.h). Four RCU hash tables (liburcu cds_lfht, memb flavour) map content
+ * to objects; an id table of fixed-size chunks maps ids back to objects. Readers take
+ * an RCU read lock only for content lookups; inserts are rare (a new series) and
+ * serialised by one mutex per table, which keeps id assignment dense and simple.
+ * Objects are never freed before the registry: pointers handed out stay valid.
+ */
+#include "dbi/registry.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <urcu/urcu-memb.h>
+#include <urcu/rculfhash.h>
+
+#define CHUNK_BITS 12
+#define CHUNK_SIZE (1u << CHUNK_BITS)
+#define MAX_CHUNKS 4096 /* 16 M ids per kind */
+
+enum obj_kind { OBJ_METRIC, OBJ_ATTRS, OBJ_SCOPE, OBJ_SERIES, OBJ_KINDS };
+
+struct idtab {
+	_Atomic(void **) chunks[MAX_CHUNKS];
+	_Atomic uint32_t count; /* ids handed out; next id is count + 1 */
+};
+
+struct node {
+	struct cds_lfht_node lf;
+	void *obj;
+};
+
+struct table {
+	struct cds_lfht *ht;
+	pthread_mutex_t lock;
+	struct idtab ids;
+};
+
+struct dbi_registry {
+	struct table t[OBJ_KINDS];
+	uint32_t max_series;
+	_Atomic uint64_t limit_hits;
+	_Atomic uint64_t bytes;
+};
+
+/* ---- RCU thread registration: lazily, undone when the thread exits ---- */
+
+static pthread_key_t rcu_key;
+static pthread_once_t rcu_once = PTHREAD_ONCE_INIT;
+static __thread int rcu_registered;
+
+static void rcu_thread_exit(void *arg)
+{
+	(void)arg;
+	if (rcu_registered) {
+		urcu_memb_unregister_thread();
+		rcu_registered = 0;
+	}
+}
+
+static void rcu_key_init(void)
+{
+	pthread_key_create(&rcu_key, rcu_thread_exit);
+}
+
+static inline void rcu_ensure_registered(void)
+{
+	if (dbi_likely(rcu_registered))
+		return;
+	pthread_once(&rcu_once, rcu_key_init);
+	urcu_memb_register_thread();
+	rcu_registered = 1;
+	pthread_setspecific(rcu_key, (void *)1);
+}
+
+/* ---- id table ---- */
+
+static void *idtab_get(const struct idtab *it, uint32_t id)
+{
+	if (id == 0 || id > atomic_load_explicit(&it->count, memory_order_acquire))
+		return NULL;
+	uint32_t i = id - 1;
+	void **chunk = atomic_load_explicit(&it->chunks[i >> CHUNK_BITS], memory_order_acquire);
+	return chunk ? chunk[i & (CHUNK_SIZE - 1)] : NULL;
+}
+
+/* Caller holds the table mutex. Returns the new id or 0 if full. */
+static uint32_t idtab_add(struct dbi_registry *reg, struct idtab *it, void *obj)
+{
+	uint32_t i = atomic_load_explicit(&it->count, memory_order_relaxed);
+	if ((i >> CHUNK_BITS) >= MAX_CHUNKS)
+		return 0;
+	void **chunk = atomic_load_explicit(&it->chunks[i >> CHUNK_BITS], memory_order_relaxed);
+	if (!chunk) {
+		chunk = calloc(CHUNK_SIZE, sizeof(void *));
+		if (!chunk)
+			return 0;
+		atomic_fetch_add_explicit(&reg->bytes, CHUNK_SIZE * sizeof(void *), memory_order_relaxed);
+		atomic_store_explicit(&it->chunks[i >> CHUNK_BITS], chunk, memory_order_release);
+	}
+	chunk[i & (CHUNK_SIZE - 1)] = obj;
+	atomic_store_explicit(&it->count, i + 1, memory_order_release);
+	return i + 1;
+}
+
+/* ---- attribute encoding ---- */
+
+static void put16(uint8_t **p, uint16_t v)
+{
+	memcpy(*p, &v, 2);
+	*p += 2;
+}
+static void put32(uint8_t **p, uint32_t v)
+{
+	memcpy(*p, &v, 4);
+	*p += 4;
+}
+
+static size_t attr_key_len(const struct dbi_attr *a)
+{
+	return a->klen ? a->klen : strlen(a->key);
+}
+
+static size_t attr_val_len(const struct dbi_attr *a)
+{
+	if (a->type == DBI_AT_STR)
+		return a->vlen ? a->vlen : (a->v.s ? strlen(a->v.s) : 0);
+	return a->vlen;
+}
+
+static size_t attr_enc_size(const struct dbi_attr *a)
+{
+	size_t n = 2 + attr_key_len(a) + 1;
+	switch (a->type) {
+	case DBI_AT_STR:
+	case DBI_AT_BYTES:
+	case DBI_AT_ANYPB:
+		return n + 4 + attr_val_len(a);
+	case DBI_AT_INT:
+	case DBI_AT_DOUBLE:
+		return n + 8;
+	case DBI_AT_BOOL:
+		return n + 1;
+	}
+	return 0;
+}
+
+static int key_cmp(const struct dbi_attr *a, const struct dbi_attr *b)
+{
+	size_t la = attr_key_len(a), lb = attr_key_len(b);
+	int c = memcmp(a->key, b->key, DBI_MIN(la, lb));
+	if (c)
+		return c;
+	return la < lb ? -1 : la > lb;
+}
+
+size_t dbi_attrs_encode(uint8_t *buf, size_t cap, const struct dbi_attr *attrs, size_t n)
+{
+	const struct dbi_attr *sorted[DBI_ATTRS_MAX];
+	size_t m = 0, need = 0;
+	if (n > DBI_ATTRS_MAX)
+		return 0;
+	/* Stable insertion sort; an equal key replaces the earlier one (last wins). */
+	for (size_t i = 0; i < n; i++) {
+		const struct dbi_attr *a = &attrs[i];
+		if (!a->key || attr_key_len(a) == 0 || attr_key_len(a) > 0xffff || attr_enc_size(a) == 0)
+			return 0;
+		size_t j = m;
+		while (j > 0 && key_cmp(sorted[j - 1], a) > 0)
+			j--;
+		if (j > 0 && key_cmp(sorted[j - 1], a) == 0) {
+			sorted[j - 1] = a;
+			continue;
+		}
+		memmove(&sorted[j + 1], &sorted[j], (m - j) * sizeof(sorted[0]));
+		sorted[j] = a;
+		m++;
+	}
+	for (size_t i = 0; i < m; i++)
+		need += attr_enc_size(sorted[i]);
+	if (need > cap || need == 0)
+		return 0; /* too big, or empty: the empty set is interned with len 0 directly */
+	uint8_t *p = buf;
+	for (size_t i = 0; i < m; i++) {
+		const struct dbi_attr *a = sorted[i];
+		size_t kl = attr_key_len(a);
+		put16(&p, (uint16_t)kl);
+		memcpy(p, a->key, kl);
+		p += kl;
+		*p++ = a->type;
+		switch (a->type) {
+		case DBI_AT_STR:
+		case DBI_AT_BYTES:
+		case DBI_AT_ANYPB: {
+			size_t vl = attr_val_len(a);
+			put32(&p, (uint32_t)vl);
+			if (vl)
+				memcpy(p, a->v.s, vl);
+			p += vl;
+			break;
+		}
+		case DBI_AT_INT:
+			memcpy(p, &a->v.i, 8);
+			p += 8;
+			break;
+		case DBI_AT_DOUBLE:
+			memcpy(p, &a->v.d, 8);
+			p += 8;
+			break;
+		case DBI_AT_BOOL:
+			*p++ = a->v.b ? 1 : 0;
+			break;
+		}
+	}
+	return (size_t)(p - buf);
+}
+
+void dbi_attrs_iter_init(struct dbi_attr_iter *it, const uint8_t *enc, size_t len)
+{
+	it->p = enc;
+	it->end = enc + len;
+}
+
+int dbi_attrs_next(struct dbi_attr_iter *it, struct dbi_attr *out)
+{
+	const uint8_t *p = it->p;
+	uint16_t kl;
+	uint32_t vl;
+	if (!p || p + 3 > it->end)
+		return 0;
+	memcpy(&kl, p, 2);
+	p += 2;
+	if (p + kl + 1 > it->end)
+		return 0;
+	out->key = (const char *)p;
+	out->klen = kl;
+	p += kl;
+	out->type = *p++;
+	switch (out->type) {
+	case DBI_AT_STR:
+	case DBI_AT_BYTES:
+	case DBI_AT_ANYPB:
+		if (p + 4 > it->end)
+			return 0;
+		memcpy(&vl, p, 4);
+		p += 4;
+		if (p + vl > it->end)
+			return 0;
+		out->v.s = (const char *)p;
+		out->vlen = vl;
+		p += vl;
+		break;
+	case DBI_AT_INT:
+	case DBI_AT_DOUBLE:
+		if (p + 8 > it->end)
+			return 0;
+		memcpy(&out->v.i, p, 8);
+		out->vlen = 8;
+		p += 8;
+		break;
+	case DBI_AT_BOOL:
+		if (p + 1 > it->end)
+			return 0;
+		out->v.b = *p++;
+		out->vlen = 1;
+		break;
+	default:
+		return 0;
+	}
+	it->p = p;
+	return 1;
+}
+
+int dbi_attrs_find(const uint8_t *enc, size_t len, const char *key, struct dbi_attr *out)
+{
+	struct dbi_attr_iter it;
+	size_t kl = strlen(key);
+	dbi_attrs_iter_init(&it, enc, len);
+	while (dbi_attrs_next(&it, out))
+		if (out->klen == kl && memcmp(out->key, key, kl) == 0)
+			return 1;
+	return 0;
+}
+
+/* ---- tables ---- */
+
+struct dbi_registry *dbi_registry_create(uint32_t max_series)
+{
+	struct dbi_registry *reg = calloc(1, sizeof(*reg));
+	if (!reg)
+		return NULL;
+	rcu_ensure_registered();
+	for (int k = 0; k < OBJ_KINDS; k++) {
+		reg->t[k].ht = cds_lfht_new_flavor(1024, 1024, 1UL << 26, CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING,
+		                                   &urcu_memb_flavor, NULL);
+		if (!reg->t[k].ht)
+			goto fail;
+		pthread_mutex_init(&reg->t[k].lock, NULL);
+	}
+	reg->max_series = max_series ? max_series : UINT32_MAX;
+	return reg;
+fail:
+	dbi_registry_destroy(reg);
+	return NULL;
+}
+
+static void free_obj(enum obj_kind k, void *obj)
+{
+	(void)k;
+	free(obj); /* every object is one allocation with its strings appended */
+}
+
+void dbi_registry_destroy(struct dbi_registry *reg)
+{
+	if (!reg)
+		return;
+	rcu_ensure_registered();
+	for (int k = 0; k < OBJ_KINDS; k++) {
+		struct table *t = &reg->t[k];
+		if (!t->ht)
+			continue;
+		struct cds_lfht_iter iter;
+		struct cds_lfht_node *n;
+		urcu_memb_read_lock();
+		cds_lfht_first(t->ht, &iter);
+		while ((n = cds_lfht_iter_get_node(&iter)) != NULL) {
+			cds_lfht_del(t->ht, n);
+			cds_lfht_next(t->ht, &iter);
+		}
+		urcu_memb_read_unlock();
+		urcu_memb_synchronize_rcu();
+		cds_lfht_destroy(t->ht, NULL);
+		uint32_t count = atomic_load(&t->ids.count);
+		for (uint32_t i = 0; i < count; i++) {
+			void **chunk = atomic_load(&t->ids.chunks[i >> CHUNK_BITS]);
+			struct node *nd = chunk[i & (CHUNK_SIZE - 1)];
+			free_obj((enum obj_kind)k, nd->obj);
+			free(nd);
+		}
+		for (int c = 0; c < MAX_CHUNKS; c++)
+			free(atomic_load(&t->ids.chunks[c]));
+		pthread_mutex_destroy(&t->lock);
+	}
+	free(reg);
+}
+
+typedef int (*match_fn)(const void *obj, const void *key);
+
+static int node_match(struct cds_lfht_node *lf, const void *arg)
+{
+	const void *const *pair = arg; /* {match_fn, key} */
+	struct node *n = caa_container_of(lf, struct node, lf);
+	match_fn m = (match_fn)(uintptr_t)pair[0];
+	return m(n->obj, pair[1]);
+}
+
+static void *lookup(struct table *t, uint64_t hash, match_fn m, const void *key)
+{
+	const void *pair[2] = {(const void *)(uintptr_t)m, key};
+	struct cds_lfht_iter iter;
+	struct cds_lfht_node *lf;
+	void *obj = NULL;
+	rcu_ensure_registered();
+	urcu_memb_read_lock();
+	cds_lfht_lookup(t->ht, (unsigned long)hash, node_match, pair, &iter);
+	lf = cds_lfht_iter_get_node(&iter);
+	if (lf)
+		obj = caa_container_of(lf, struct node, lf)->obj;
+	urcu_memb_read_unlock();
+	return obj;
+}
+
+/*
+ * Insert obj (built by the caller) unless an equal one appeared meanwhile. Returns the
+ * object now in the table (ours or the winner's) or NULL on allocation failure. Takes
+ * ownership of obj; *id_out gets its id.
+ */
+static void *insert(struct dbi_registry *reg, struct table *t, uint64_t hash, match_fn m, const void *key, void *obj,
+                    uint32_t *id_field, size_t bytes)
+{
+	void *found;
+	pthread_mutex_lock(&t->lock);
+	found = lookup(t, hash, m, key);
+	if (found) {
+		pthread_mutex_unlock(&t->lock);
+		free(obj);
+		return found;
+	}
+	struct node *n = calloc(1, sizeof(*n));
+	if (!n)
+		goto fail;
+	n->obj = obj;
+	uint32_t id = idtab_add(reg, &t->ids, n);
+	if (!id) {
+		free(n);
+		goto fail;
+	}
+	*id_field = id;
+	/* the id table holds the node so destroy can free it; lookups by id go through it */
+	cds_lfht_node_init(&n->lf);
+	urcu_memb_read_lock();
+	cds_lfht_add(t->ht, (unsigned long)hash, &n->lf);
+	urcu_memb_read_unlock();
+	atomic_fetch_add_explicit(&reg->bytes, bytes + sizeof(*n), memory_order_relaxed);
+	pthread_mutex_unlock(&t->lock);
+	return obj;
+fail:
+	pthread_mutex_unlock(&t->lock);
+	free(obj);
+	return NULL;
+}
+
+static void *get_obj(const struct table *t, uint32_t id)
+{
+	struct node *n = idtab_get(&t->ids, id);
+	return n ? n->obj : NULL;
+}
+
+/* ---- attribute sets ---- */
+
+struct attrs_key {
+	const uint8_t *enc;
+	size_t len;
+};
+
+static int attrs_match(const void *obj, const void *key)
+{
+	const struct dbi_attrset *s = obj;
+	const struct attrs_key *k = key;
+	return s->len == k->len && (k->len == 0 || memcmp(s->enc, k->enc, k->len) == 0);
+}
+
+uint32_t dbi_attrs_intern_enc(struct dbi_registry *reg, const uint8_t *enc, size_t len)
+{
+	struct table *t = &reg->t[OBJ_ATTRS];
+	struct attrs_key key = {enc, len};
+	uint64_t hash = dbi_hash64(enc, len, 0xa77);
+	struct dbi_attrset *s = lookup(t, hash, attrs_match, &key);
+	if (s)
+		return s->id;
+	struct dbi_attr_iter it;
+	struct dbi_attr a;
+	uint32_t n = 0;
+	dbi_attrs_iter_init(&it, enc, len);
+	while (dbi_attrs_next(&it, &a))
+		n++;
+	if (it.p != it.end && len)
+		return 0; /* malformed */
+	s = malloc(sizeof(*s) + len + 1);
+	if (!s)
+		return 0;
+	uint8_t *copy = (uint8_t *)(s + 1);
+	if (len)
+		memcpy(copy, enc, len);
+	copy[len] = 0;
+	s->enc = copy;
+	s->len = (uint32_t)len;
+	s->n = n;
+	s->hash = hash;
+	s->id = 0;
+	s = insert(reg, t, hash, attrs_match, &key, s, &s->id, sizeof(*s) + len + 1);
+	return s ? s->id : 0;
+}
+
+uint32_t dbi_attrs_intern(struct dbi_registry *reg, const struct dbi_attr *attrs, size_t n)
+{
+	uint8_t buf[16384];
+	size_t len = 0;
+	if (n) {
+		len = dbi_attrs_encode(buf, sizeof(buf), attrs, n);
+		if (len == 0)
+			return 0;
+	}
+	return dbi_attrs_intern_enc(reg, buf, len);
+}
+
+const struct dbi_attrset *dbi_attrs_get(const struct dbi_registry *reg, uint32_t id)
+{
+	return get_obj(&reg->t[OBJ_ATTRS], id);
+}
+
+/* ---- metrics ---- */
+
+static int metric_match(const void *obj, const void *key)
+{
+	const struct dbi_metric *m = obj;
+	const struct dbi_metric_def *d = key;
+	return m->kind == d->kind && m->monotonic == !!d->monotonic && m->temporality == d->temporality &&
+	       strcmp(m->name, d->name) == 0 && strcmp(m->unit, d->unit ? d->unit : "") == 0;
+}
+
+static uint64_t metric_hash(const struct dbi_metric_def *d)
+{
+	uint64_t h = dbi_hash64(d->name, strlen(d->name), 0x6d);
+	const char *unit = d->unit ? d->unit : "";
+	h = dbi_hash64(unit, strlen(unit), h);
+	uint8_t tail[3] = {d->kind, (uint8_t) !!d->monotonic, d->temporality};
+	return dbi_hash64(tail, sizeof(tail), h);
+}
+
+uint32_t dbi_metric_intern(struct dbi_registry *reg, const struct dbi_metric_def *def)
+{
+	if (!def || !def->name || !*def->name || def->kind < DBI_MK_GAUGE || def->kind > DBI_MK_SUMMARY)
+		return 0;
+	struct table *t = &reg->t[OBJ_METRIC];
+	uint64_t hash = metric_hash(def);
+	struct dbi_metric *m = lookup(t, hash, metric_match, def);
+	if (m)
+		return m->id;
+	const char *unit = def->unit ? def->unit : "", *desc = def->description ? def->description : "";
+	size_t ln = strlen(def->name) + 1, lu = strlen(unit) + 1, ld = strlen(desc) + 1;
+	m = malloc(sizeof(*m) + ln + lu + ld);
+	if (!m)
+		return 0;
+	char *s = (char *)(m + 1);
+	memcpy(s, def->name, ln);
+	m->name = s;
+	memcpy(s + ln, unit, lu);
+	m->unit = s + ln;
+	memcpy(s + ln + lu, desc, ld);
+	m->description = s + ln + lu;
+	m->kind = def->kind;
+	m->monotonic = !!def->monotonic;
+	m->temporality = def->temporality;
+	m->is_double = def->is_double;
+	m->hash = hash;
+	m->id = 0;
+	m = insert(reg, t, hash, metric_match, def, m, &m->id, sizeof(*m) + ln + lu + ld);
+	return m ? m->id : 0;
+}
+
+const struct dbi_metric *dbi_metric_get(const struct dbi_registry *reg, uint32_t id)
+{
+	return get_obj(&reg->t[OBJ_METRIC], id);
+}
+
+/* ---- scopes ---- */
+
+struct scope_key {
+	const char *name, *version;
+};
+
+static int scope_match(const void *obj, const void *key)
+{
+	const struct dbi_scope *s = obj;
+	const struct scope_key *k = key;
+	return strcmp(s->name, k->name) == 0 && strcmp(s->version, k->version) == 0;
+}
+
+uint32_t dbi_scope_intern(struct dbi_registry *reg, const char *name, const char *version)
+{
+	struct scope_key key = {name ? name : "", version ? version : ""};
+	struct table *t = &reg->t[OBJ_SCOPE];
+	uint64_t hash = dbi_hash64(key.version, strlen(key.version), dbi_hash64(key.name, strlen(key.name), 0x5c));
+	struct dbi_scope *s = lookup(t, hash, scope_match, &key);
+	if (s)
+		return s->id;
+	size_t ln = strlen(key.name) + 1, lv = strlen(key.version) + 1;
+	s = malloc(sizeof(*s) + ln + lv);
+	if (!s)
+		return 0;
+	char *p = (char *)(s + 1);
+	memcpy(p, key.name, ln);
+	memcpy(p + ln, key.version, lv);
+	s->name = p;
+	s->version = p + ln;
+	s->hash = hash;
+	s->id = 0;
+	s = insert(reg, t, hash, scope_match, &key, s, &s->id, sizeof(*s) + ln + lv);
+	return s ? s->id : 0;
+}
+
+const struct dbi_scope *dbi_scope_get(const struct dbi_registry *reg, uint32_t id)
+{
+	return get_obj(&reg->t[OBJ_SCOPE], id);
+}
+
+/* ---- series ---- */
+
+struct series_key {
+	uint32_t metric, resource, scope, attrs;
+};
+
+static int series_match(const void *obj, const void *key)
+{
+	const struct dbi_series *s = obj;
+	const struct series_key *k = key;
+	return s->metric == k->metric && s->resource == k->resource && s->scope == k->scope && s->attrs == k->attrs;
+}
+
+uint32_t dbi_series_intern(struct dbi_registry *reg, uint32_t metric, uint32_t resource, uint32_t scope, uint32_t attrs)
+{
+	const struct dbi_metric *m = dbi_metric_get(reg, metric);
+	const struct dbi_attrset *r = dbi_attrs_get(reg, resource);
+	const struct dbi_attrset *a = dbi_attrs_get(reg, attrs);
+	const struct dbi_scope *sc = dbi_scope_get(reg, scope);
+	if (!m || !r || !a || !sc)
+		return 0;
+	struct series_key key = {metric, resource, scope, attrs};
+	/* Content hash, not id hash: routing must not depend on interning order. */
+	uint64_t parts[4] = {m->hash, r->hash, sc->hash, a->hash};
+	uint64_t hash = dbi_hash64(parts, sizeof(parts), 0x5e);
+	struct table *t = &reg->t[OBJ_SERIES];
+	struct dbi_series *s = lookup(t, hash, series_match, &key);
+	if (s)
+		return s->id;
+	if (atomic_load_explicit(&t->ids.count, memory_order_relaxed) >= reg->max_series) {
+		atomic_fetch_add_explicit(&reg->limit_hits, 1, memory_order_relaxed);
+		return 0;
+	}
+	s = malloc(sizeof(*s));
+	if (!s)
+		return 0;
+	s->metric = metric;
+	s->resource = resource;
+	s->scope = scope;
+	s->attrs = attrs;
+	s->hash = hash;
+	s->id = 0;
+	s = insert(reg, t, hash, series_match, &key, s, &s->id, sizeof(*s));
+	return s ? s->id : 0;
+}
+
+const struct dbi_series *dbi_series_get(const struct dbi_registry *reg, uint32_t id)
+{
+	return get_obj(&reg->t[OBJ_SERIES], id);
+}
+
+uint32_t dbi_series_max_id(const struct dbi_registry *reg)
+{
+	return atomic_load_explicit(&reg->t[OBJ_SERIES].ids.count, memory_order_acquire);
+}
+
+void dbi_registry_get_stats(const struct dbi_registry *reg, struct dbi_registry_stats *out)
+{
+	out->metrics = atomic_load(&reg->t[OBJ_METRIC].ids.count);
+	out->attrsets = atomic_load(&reg->t[OBJ_ATTRS].ids.count);
+	out->scopes = atomic_load(&reg->t[OBJ_SCOPE].ids.count);
+	out->series = atomic_load(&reg->t[OBJ_SERIES].ids.count);
+	out->series_limit_hits = atomic_load(&reg->limit_hits);
+	out->bytes = atomic_load(&reg->bytes);
+}
