@@ -149,8 +149,21 @@ int dbi_rctx_wait_space(struct dbi_rctx *c, uint64_t timeout_ns);
 /* Sleep until the deadline (mono ns) or until asked to stop; DBI_DONE when stopping. */
 int dbi_rctx_sleep_until(struct dbi_rctx *c, uint64_t deadline_mono_ns);
 
-/* ---- per-batch arena ---- */
+/* ---- arenas and batch buffers (preallocated: nothing allocates in steady state) ---- */
+struct dbi_arena {
+	uint8_t *base;
+	size_t cap, used;
+	uint64_t exhausted; /* allocations refused */
+};
+int dbi_arena_init(struct dbi_arena *a, size_t cap);
+void dbi_arena_free(struct dbi_arena *a);
 void *dbi_arena_alloc(struct dbi_arena *a, size_t len); /* 8-byte aligned; NULL if exhausted */
+static inline void dbi_arena_reset(struct dbi_arena *a)
+{
+	a->used = 0;
+}
+int dbi_batch_alloc(struct dbi_batch *b, unsigned signal, uint32_t pts_cap, uint32_t recs_cap);
+void dbi_batch_free(struct dbi_batch *b);
 
 /* Registry of every component, NULL terminated (src/core/components.c). */
 extern const struct dbi_component *const dbi_components[];

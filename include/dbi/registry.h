@@ -55,6 +55,8 @@ int dbi_attrs_next(struct dbi_attr_iter *it, struct dbi_attr *out); /* 1 = got o
  */
 #define DBI_ATTRS_MAX 128
 size_t dbi_attrs_encode(uint8_t *buf, size_t cap, const struct dbi_attr *attrs, size_t n);
+/* Render an attribute set as `k="v", n=3` into buf (truncated to fit); returns buf. */
+const char *dbi_attrs_format(const uint8_t *enc, size_t len, char *buf, size_t cap);
 /* Find key in an encoding; 1 if found. */
 int dbi_attrs_find(const uint8_t *enc, size_t len, const char *key, struct dbi_attr *out);
 

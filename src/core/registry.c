@@ -9,6 +9,7 @@
 #include "dbi/registry.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -282,6 +283,47 @@ int dbi_attrs_find(const uint8_t *enc, size_t len, const char *key, struct dbi_a
 		if (out->klen == kl && memcmp(out->key, key, kl) == 0)
 			return 1;
 	return 0;
+}
+
+const char *dbi_attrs_format(const uint8_t *enc, size_t len, char *buf, size_t cap)
+{
+	struct dbi_attr_iter it;
+	struct dbi_attr a;
+	size_t o = 0;
+	if (cap == 0)
+		return buf;
+	buf[0] = '\0';
+	dbi_attrs_iter_init(&it, enc, len);
+	while (dbi_attrs_next(&it, &a) && o + 1 < cap) {
+		int n = 0;
+		const char *sep = o ? ", " : "";
+		switch (a.type) {
+		case DBI_AT_STR:
+			n = snprintf(buf + o, cap - o, "%s%.*s=\"%.*s\"", sep, (int)a.klen, a.key, (int)a.vlen, a.v.s);
+			break;
+		case DBI_AT_INT:
+			n = snprintf(buf + o, cap - o, "%s%.*s=%lld", sep, (int)a.klen, a.key, (long long)a.v.i);
+			break;
+		case DBI_AT_DOUBLE:
+			n = snprintf(buf + o, cap - o, "%s%.*s=%g", sep, (int)a.klen, a.key, a.v.d);
+			break;
+		case DBI_AT_BOOL:
+			n = snprintf(buf + o, cap - o, "%s%.*s=%s", sep, (int)a.klen, a.key, a.v.b ? "true" : "false");
+			break;
+		default:
+			n = snprintf(buf + o, cap - o, "%s%.*s=<%u bytes>", sep, (int)a.klen, a.key, a.vlen);
+			break;
+		}
+		if (n < 0)
+			break;
+		o += (size_t)n;
+		if (o >= cap) {
+			o = cap - 1;
+			break;
+		}
+	}
+	buf[o] = '\0';
+	return buf;
 }
 
 /* ---- tables ---- */

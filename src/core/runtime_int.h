@@ -23,12 +23,6 @@
 #define RT_REC_BURST 256  /* records per turn */
 #define RT_PUBLISH_EVERY 256
 
-struct dbi_arena {
-	uint8_t *base;
-	size_t cap, used;
-	uint64_t exhausted; /* allocations refused */
-};
-
 /* Single producer → single consumer: points + variable-length records. */
 struct chan {
 	struct dbi_ring *pts;
@@ -182,17 +176,6 @@ void *dbi_rt_processor_main(void *arg);
 void *dbi_rt_exporter_main(void *arg);
 void dbi_rt_thread_enter(struct thread_base *tb);
 void dbi_rt_thread_beat(struct thread_base *tb, int force_publish);
-
-/* arena */
-int dbi_arena_init(struct dbi_arena *a, size_t cap);
-void dbi_arena_free(struct dbi_arena *a);
-static inline void dbi_arena_reset(struct dbi_arena *a)
-{
-	a->used = 0;
-}
-
-int dbi_batch_alloc(struct dbi_batch *b, unsigned signal, uint32_t pts_cap, uint32_t recs_cap);
-void dbi_batch_free(struct dbi_batch *b);
 
 static inline unsigned dbi_sig_index(unsigned sig)
 {

@@ -1,0 +1,217 @@
+/*
+ * debug.c — the `debug` exporter (OTel semantics): writes what reaches it to stdout.
+ * verbosity basic: one line per batch with counts; normal: one line per point or record;
+ * detailed: every point with its resource, scope, timestamps and type. It is how a new
+ * user sees the collector working, so the output is meant to be read by people.
+ */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dbi/clock.h"
+#include "dbi/component.h"
+#include "dbi/registry.h"
+
+struct debug_cfg {
+	int verbosity;
+	int output;
+};
+
+enum { V_BASIC, V_NORMAL, V_DETAILED };
+
+static const struct dbi_conf_key debug_keys[] = {
+	{.name = "verbosity", .type = DBI_CT_ENUM, .offset = offsetof(struct debug_cfg, verbosity), .def = "basic",
+	 .choices = "basic|normal|detailed", .doc = "basic: counts per batch; normal: a line per item; detailed: all"},
+	{.name = "output", .type = DBI_CT_ENUM, .offset = offsetof(struct debug_cfg, output), .def = "stdout",
+	 .choices = "stdout|stderr", .doc = "where to write"},
+	DBI_CONF_END,
+};
+
+enum { D_POINTS, D_RECORDS, D_BATCHES, D_NSTATS };
+static const struct dbi_stat_def debug_stats[] = {
+	[D_POINTS] = {"points", DBI_STAT_COUNTER, "points written"},
+	[D_RECORDS] = {"records", DBI_STAT_COUNTER, "records written"},
+	[D_BATCHES] = {"batches", DBI_STAT_COUNTER, "batches written"},
+	[D_NSTATS] = {NULL, 0, NULL},
+};
+
+struct debug {
+	const struct debug_cfg *cfg;
+	struct dbi_registry *reg;
+	struct dbi_stats *st;
+	FILE *out;
+	char *buf; /* one batch's text, written at once */
+	size_t cap, len;
+};
+
+static int debug_create(const struct dbi_inst *inst, void **state, struct dbi_errbuf *err)
+{
+	struct debug *d = calloc(1, sizeof(*d));
+	if (!d || !(d->buf = malloc(1 << 20))) {
+		free(d);
+		dbi_err_add(err, "%s: out of memory", inst->id);
+		return DBI_ERR;
+	}
+	d->cap = 1 << 20;
+	d->cfg = inst->cfg;
+	d->reg = inst->reg;
+	d->st = inst->stats;
+	d->out = d->cfg->output ? stderr : stdout;
+	*state = d;
+	return DBI_OK;
+}
+
+static void debug_destroy(void *state)
+{
+	struct debug *d = state;
+	free(d->buf);
+	free(d);
+}
+
+static void emit(struct debug *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void emit(struct debug *d, const char *fmt, ...)
+{
+	va_list ap;
+	if (d->cap - d->len < 4096) {
+		fwrite(d->buf, 1, d->len, d->out);
+		d->len = 0;
+	}
+	va_start(ap, fmt);
+	int n = vsnprintf(d->buf + d->len, d->cap - d->len, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		d->len += DBI_MIN((size_t)n, d->cap - d->len - 1);
+}
+
+static const char *kind_name(const struct dbi_metric *m)
+{
+	switch (m->kind) {
+	case DBI_MK_GAUGE:
+		return "gauge";
+	case DBI_MK_SUM:
+		return m->monotonic ? "sum(monotonic)" : "sum";
+	case DBI_MK_HISTOGRAM:
+		return "histogram";
+	case DBI_MK_EXPHISTOGRAM:
+		return "exponential_histogram";
+	case DBI_MK_SUMMARY:
+		return "summary";
+	}
+	return "?";
+}
+
+static void series_text(struct debug *d, uint32_t sid, const struct dbi_metric **mout, char *attrs, size_t alen,
+			char *res, size_t rlen)
+{
+	const struct dbi_series *s = dbi_series_get(d->reg, sid);
+	*mout = s ? dbi_metric_get(d->reg, s->metric) : NULL;
+	attrs[0] = res[0] = '\0';
+	if (!s)
+		return;
+	const struct dbi_attrset *a = dbi_attrs_get(d->reg, s->attrs);
+	const struct dbi_attrset *r = dbi_attrs_get(d->reg, s->resource);
+	if (a)
+		dbi_attrs_format(a->enc, a->len, attrs, alen);
+	if (r && res)
+		dbi_attrs_format(r->enc, r->len, res, rlen);
+}
+
+static void print_point(struct debug *d, const struct dbi_point *p)
+{
+	const struct dbi_metric *m;
+	char attrs[1024], res[1024], ts[40];
+	series_text(d, p->series, &m, attrs, sizeof(attrs), res, sizeof(res));
+	const char *name = m ? m->name : "?";
+	char val[64];
+	if (p->flags & DBI_PF_DOUBLE)
+		snprintf(val, sizeof(val), "%.17g", p->v.d);
+	else
+		snprintf(val, sizeof(val), "%" PRId64, p->v.i);
+	if (d->cfg->verbosity == V_NORMAL) {
+		emit(d, "%s{%s} %s\n", name, attrs, val);
+		return;
+	}
+	emit(d, "metric %s (%s, unit %s) value %s\n  attributes: {%s}\n  resource: {%s}\n  time %s", name,
+	     m ? kind_name(m) : "?", m && *m->unit ? m->unit : "-", val, attrs, res,
+	     dbi_fmt_time(p->time_ns, ts, sizeof(ts)));
+	if (p->start_ns)
+		emit(d, " start %s", dbi_fmt_time(p->start_ns, ts, sizeof(ts)));
+	emit(d, "\n");
+}
+
+static void print_hist(struct debug *d, const struct dbi_rec_hdr *h)
+{
+	const struct dbi_hist_rec *r = (const struct dbi_hist_rec *)h;
+	const struct dbi_metric *m;
+	char attrs[1024], res[1024];
+	series_text(d, r->series, &m, attrs, sizeof(attrs), res, sizeof(res));
+	emit(d, "%s{%s} histogram count=%" PRIu64 " sum=%g buckets=[", m ? m->name : "?", attrs, r->count, r->sum);
+	const double *bounds = (const double *)(const void *)(r + 1);
+	const uint64_t *counts = (const uint64_t *)(const void *)(bounds + r->nbounds);
+	for (unsigned i = 0; i <= r->nbounds; i++) {
+		if (i < r->nbounds)
+			emit(d, "%s<=%g:%" PRIu64, i ? " " : "", bounds[i], counts[i]);
+		else
+			emit(d, " +Inf:%" PRIu64, counts[i]);
+	}
+	emit(d, "]\n");
+	if (d->cfg->verbosity == V_DETAILED)
+		emit(d, "  resource: {%s}\n", res);
+}
+
+static void print_record(struct debug *d, const struct dbi_rec_hdr *h)
+{
+	if (h->type == DBI_REC_HIST) {
+		print_hist(d, h);
+		return;
+	}
+	const char *what = h->type == DBI_REC_LOG ? "log" : h->type == DBI_REC_SPAN ? "span" : "point";
+	if (h->type == DBI_REC_LOG || h->type == DBI_REC_SPAN) {
+		const struct dbi_otlp_rec *r = (const struct dbi_otlp_rec *)h;
+		char res[1024] = "", ts[40];
+		const struct dbi_attrset *ra = dbi_attrs_get(d->reg, r->resource);
+		if (ra)
+			dbi_attrs_format(ra->enc, ra->len, res, sizeof(res));
+		emit(d, "%s at %s (%u bytes OTLP) resource {%s}\n", what, dbi_fmt_time(r->time_ns, ts, sizeof(ts)),
+		     r->pb_len, res);
+		return;
+	}
+	emit(d, "%s record (%u bytes)\n", what, h->len);
+}
+
+static int debug_consume(void *state, struct dbi_batch *b, struct dbi_next *next)
+{
+	struct debug *d = state;
+	char ts[40];
+	(void)next;
+	d->len = 0;
+	emit(d, "%s %s: %u points, %u records\n", dbi_fmt_time(dbi_wall_ns(), ts, sizeof(ts)),
+	     dbi_signal_name(b->signal), b->npts, b->nrecs);
+	if (d->cfg->verbosity != V_BASIC) {
+		for (uint32_t i = 0; i < b->npts; i++)
+			print_point(d, &b->pts[i]);
+		for (uint32_t i = 0; i < b->nrecs; i++)
+			print_record(d, b->recs[i]);
+	}
+	fwrite(d->buf, 1, d->len, d->out);
+	fflush(d->out);
+	dbi_stats_add(d->st, D_POINTS, b->npts);
+	dbi_stats_add(d->st, D_RECORDS, b->nrecs);
+	dbi_stats_add(d->st, D_BATCHES, 1);
+	return DBI_OK;
+}
+
+const struct dbi_component dbi_exporter_debug = {
+	.type = "debug",
+	.kind = DBI_EXPORTER,
+	.signals = DBI_SIG_METRICS | DBI_SIG_LOGS | DBI_SIG_TRACES,
+	.doc = "writes what it receives to stdout (basic | normal | detailed)",
+	.keys = debug_keys,
+	.conf_size = sizeof(struct debug_cfg),
+	.stats = debug_stats,
+	.create = debug_create,
+	.destroy = debug_destroy,
+	.consume = debug_consume,
+};
