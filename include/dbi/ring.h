@@ -135,10 +135,11 @@ static inline int dbi_ring_enqueue(struct dbi_ring *r, const void *obj, uint32_t
 
 /* ---- consumer side ---- */
 
-static inline uint64_t dbi_ring_avail_(struct dbi_ring *r, uint64_t tail)
+/* Readable slots as the consumer sees them, refreshing its view of head only on a miss. */
+static inline uint64_t dbi_ring_avail_(struct dbi_ring *r, uint64_t tail, uint64_t want)
 {
 	uint64_t avail = r->cached_head - tail;
-	if (avail == 0) {
+	if (avail < want) {
 		r->cached_head = atomic_load_explicit(&r->head, memory_order_acquire);
 		avail = r->cached_head - tail;
 	}
@@ -149,7 +150,7 @@ static inline uint64_t dbi_ring_avail_(struct dbi_ring *r, uint64_t tail)
 static inline unsigned dbi_ring_dequeue_burst(struct dbi_ring *r, void *objs, unsigned n, uint32_t slot_size)
 {
 	uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
-	uint64_t avail = dbi_ring_avail_(r, tail);
+	uint64_t avail = dbi_ring_avail_(r, tail, n);
 	if (avail == 0) {
 		r->empty_polls++;
 		return 0;
@@ -177,7 +178,7 @@ static inline int dbi_ring_dequeue(struct dbi_ring *r, void *obj, uint32_t slot_
 static inline unsigned dbi_ring_peek(struct dbi_ring *r, void **first, unsigned max, uint32_t slot_size)
 {
 	uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
-	uint64_t avail = dbi_ring_avail_(r, tail);
+	uint64_t avail = dbi_ring_avail_(r, tail, max);
 	if (avail == 0) {
 		r->empty_polls++;
 		return 0;
