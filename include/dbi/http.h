@@ -37,7 +37,7 @@ struct dbi_http_response {
 typedef int (*dbi_http_handler)(void *cls, const struct dbi_http_request *req, struct dbi_http_response *resp);
 
 int dbi_http_start(struct dbi_http **out, const char *name, const struct dbi_endpoint *ep, size_t max_body,
-		   dbi_http_handler h, void *cls, struct dbi_errbuf *err);
+                   dbi_http_handler h, void *cls, struct dbi_errbuf *err);
 void dbi_http_stop(struct dbi_http *srv);
 /* The port actually bound (useful with port 0 in tests). */
 unsigned dbi_http_port(const struct dbi_http *srv);

@@ -33,9 +33,9 @@ struct req_state {
 
 static enum MHD_Result answer(struct MHD_Connection *c, const struct dbi_http_response *r)
 {
-	struct MHD_Response *resp = MHD_create_response_from_buffer(
-		r->body_len, (void *)(uintptr_t)(r->body ? r->body : ""),
-		r->free_body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_MUST_COPY);
+	struct MHD_Response *resp =
+	        MHD_create_response_from_buffer(r->body_len, (void *)(uintptr_t)(r->body ? r->body : ""),
+	                                        r->free_body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_MUST_COPY);
 	if (!resp)
 		return MHD_NO;
 	if (r->content_type)
@@ -50,7 +50,7 @@ static enum MHD_Result answer(struct MHD_Connection *c, const struct dbi_http_re
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
-				  const char *version, const char *upload, size_t *upload_size, void **con_cls)
+                                  const char *version, const char *upload, size_t *upload_size, void **con_cls)
 {
 	struct dbi_http *srv = cls;
 	struct req_state *rs = *con_cls;
@@ -108,10 +108,10 @@ static void on_done(void *cls, struct MHD_Connection *c, void **con_cls, enum MH
 }
 
 int dbi_http_start(struct dbi_http **out, const char *name, const struct dbi_endpoint *ep, size_t max_body,
-		   dbi_http_handler h, void *cls, struct dbi_errbuf *err)
+                   dbi_http_handler h, void *cls, struct dbi_errbuf *err)
 {
 	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE},
-			*ai = NULL;
+	                *ai = NULL;
 	char port[8];
 	snprintf(port, sizeof(port), "%u", ep->port);
 	int rc = getaddrinfo(ep->host[0] ? ep->host : NULL, port, &hints, &ai);
@@ -136,12 +136,12 @@ int dbi_http_start(struct dbi_http **out, const char *name, const struct dbi_end
 	flags |= MHD_USE_AUTO;
 #endif
 	srv->d = MHD_start_daemon(flags, ep->port, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-				  MHD_OPTION_NOTIFY_COMPLETED, on_done, srv, MHD_OPTION_CONNECTION_TIMEOUT,
-				  (unsigned)30, MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_END);
+	                          MHD_OPTION_NOTIFY_COMPLETED, on_done, srv, MHD_OPTION_CONNECTION_TIMEOUT,
+	                          (unsigned)30, MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_END);
 	freeaddrinfo(ai);
 	if (!srv->d) {
 		dbi_err_add(err, "%s: cannot listen on %s:%u (address in use or not allowed)", name,
-			    ep->host[0] ? ep->host : "*", ep->port);
+		            ep->host[0] ? ep->host : "*", ep->port);
 		free(srv);
 		return DBI_ERR;
 	}

@@ -390,23 +390,27 @@ void dbi_registry_destroy(struct dbi_registry *reg)
 
 typedef int (*match_fn)(const void *obj, const void *key);
 
+struct match_arg {
+	match_fn fn;
+	const void *key;
+};
+
 static int node_match(struct cds_lfht_node *lf, const void *arg)
 {
-	const void *const *pair = arg; /* {match_fn, key} */
+	const struct match_arg *m = arg;
 	struct node *n = caa_container_of(lf, struct node, lf);
-	match_fn m = (match_fn)(uintptr_t)pair[0];
-	return m(n->obj, pair[1]);
+	return m->fn(n->obj, m->key);
 }
 
 static void *lookup(struct table *t, uint64_t hash, match_fn m, const void *key)
 {
-	const void *pair[2] = {(const void *)(uintptr_t)m, key};
+	struct match_arg arg = {m, key};
 	struct cds_lfht_iter iter;
 	struct cds_lfht_node *lf;
 	void *obj = NULL;
 	rcu_ensure_registered();
 	urcu_memb_read_lock();
-	cds_lfht_lookup(t->ht, (unsigned long)hash, node_match, pair, &iter);
+	cds_lfht_lookup(t->ht, (unsigned long)hash, node_match, &arg, &iter);
 	lf = cds_lfht_iter_get_node(&iter);
 	if (lf)
 		obj = caa_container_of(lf, struct node, lf)->obj;

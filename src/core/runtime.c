@@ -19,6 +19,7 @@
 
 #include "dbi/clock.h"
 #include "dbi/log.h"
+#include "dbi/proc.h"
 #include "runtime_int.h"
 
 static const struct dbi_stat_def thread_stat_defs[] = {
@@ -68,12 +69,13 @@ static void cpus_init(struct dbi_runtime *rt)
 	cpu_set_t set;
 	rt->ncpus = 0;
 	if (r->cpus.n) {
+		/* "0-3" or "5": the config loader has checked the syntax */
 		for (size_t i = 0; i < r->cpus.n; i++) {
-			unsigned a, b;
-			int k = sscanf(r->cpus.v[i], "%u-%u", &a, &b);
-			if (k == 1)
-				b = a;
-			for (unsigned c = a; k >= 1 && c <= b && rt->ncpus < DBI_ARRAY_LEN(rt->cpus); c++)
+			char *end;
+			unsigned long a = strtoul(r->cpus.v[i], &end, 10), b = a;
+			if (*end == '-')
+				b = strtoul(end + 1, NULL, 10);
+			for (unsigned long c = a; c <= b && rt->ncpus < DBI_ARRAY_LEN(rt->cpus); c++)
 				rt->cpus[rt->ncpus++] = (int)c;
 		}
 	} else if (sched_getaffinity(0, sizeof(set), &set) == 0) {
@@ -979,18 +981,6 @@ void dbi_runtime_totals(struct dbi_runtime *rt, struct dbi_runtime_totals *t)
 	}
 }
 
-static uint64_t rss_bytes(void)
-{
-	long pages = 0, resident = 0;
-	FILE *f = fopen("/proc/self/statm", "r");
-	if (!f)
-		return 0;
-	if (fscanf(f, "%ld %ld", &pages, &resident) != 2)
-		resident = 0;
-	fclose(f);
-	return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
-}
-
 void dbi_runtime_housekeeping(struct dbi_runtime *rt)
 {
 	struct dbi_registry_stats rs;
@@ -999,7 +989,7 @@ void dbi_runtime_housekeeping(struct dbi_runtime *rt)
 		atomic_store(&rt->main_thread->heartbeat_mono_ns, dbi_mono_ns());
 	dbi_registry_get_stats(rt->reg, &rs);
 	rt->rstats.local[RS_UPTIME] = (dbi_mono_ns() - rt->start_mono) / DBI_NSEC_PER_SEC;
-	rt->rstats.local[RS_RSS] = rss_bytes();
+	rt->rstats.local[RS_RSS] = dbi_proc_rss_bytes();
 	rt->rstats.local[RS_SERIES] = rs.series;
 	rt->rstats.local[RS_SERIES_LIMIT] = rs.series_limit_hits;
 	rt->rstats.local[RS_REGISTRY_BYTES] = rs.bytes;

@@ -22,19 +22,27 @@ struct debug_cfg {
 enum { V_BASIC, V_NORMAL, V_DETAILED };
 
 static const struct dbi_conf_key debug_keys[] = {
-	{.name = "verbosity", .type = DBI_CT_ENUM, .offset = offsetof(struct debug_cfg, verbosity), .def = "basic",
-	 .choices = "basic|normal|detailed", .doc = "basic: counts per batch; normal: a line per item; detailed: all"},
-	{.name = "output", .type = DBI_CT_ENUM, .offset = offsetof(struct debug_cfg, output), .def = "stdout",
-	 .choices = "stdout|stderr", .doc = "where to write"},
-	DBI_CONF_END,
+        {.name = "verbosity",
+         .type = DBI_CT_ENUM,
+         .offset = offsetof(struct debug_cfg, verbosity),
+         .def = "basic",
+         .choices = "basic|normal|detailed",
+         .doc = "basic: counts per batch; normal: a line per item; detailed: all"},
+        {.name = "output",
+         .type = DBI_CT_ENUM,
+         .offset = offsetof(struct debug_cfg, output),
+         .def = "stdout",
+         .choices = "stdout|stderr",
+         .doc = "where to write"},
+        DBI_CONF_END,
 };
 
 enum { D_POINTS, D_RECORDS, D_BATCHES, D_NSTATS };
 static const struct dbi_stat_def debug_stats[] = {
-	[D_POINTS] = {"points", DBI_STAT_COUNTER, "points written"},
-	[D_RECORDS] = {"records", DBI_STAT_COUNTER, "records written"},
-	[D_BATCHES] = {"batches", DBI_STAT_COUNTER, "batches written"},
-	[D_NSTATS] = {NULL, 0, NULL},
+        [D_POINTS] = {"points", DBI_STAT_COUNTER, "points written"},
+        [D_RECORDS] = {"records", DBI_STAT_COUNTER, "records written"},
+        [D_BATCHES] = {"batches", DBI_STAT_COUNTER, "batches written"},
+        [D_NSTATS] = {NULL, 0, NULL},
 };
 
 struct debug {
@@ -103,18 +111,19 @@ static const char *kind_name(const struct dbi_metric *m)
 }
 
 static void series_text(struct debug *d, uint32_t sid, const struct dbi_metric **mout, char *attrs, size_t alen,
-			char *res, size_t rlen)
+                        char *res, size_t rlen)
 {
 	const struct dbi_series *s = dbi_series_get(d->reg, sid);
 	*mout = s ? dbi_metric_get(d->reg, s->metric) : NULL;
-	attrs[0] = res[0] = '\0';
+	attrs[0] = '\0';
+	res[0] = '\0';
 	if (!s)
 		return;
 	const struct dbi_attrset *a = dbi_attrs_get(d->reg, s->attrs);
 	const struct dbi_attrset *r = dbi_attrs_get(d->reg, s->resource);
 	if (a)
 		dbi_attrs_format(a->enc, a->len, attrs, alen);
-	if (r && res)
+	if (r)
 		dbi_attrs_format(r->enc, r->len, res, rlen);
 }
 
@@ -204,14 +213,14 @@ static int debug_consume(void *state, struct dbi_batch *b, struct dbi_next *next
 }
 
 const struct dbi_component dbi_exporter_debug = {
-	.type = "debug",
-	.kind = DBI_EXPORTER,
-	.signals = DBI_SIG_METRICS | DBI_SIG_LOGS | DBI_SIG_TRACES,
-	.doc = "writes what it receives to stdout (basic | normal | detailed)",
-	.keys = debug_keys,
-	.conf_size = sizeof(struct debug_cfg),
-	.stats = debug_stats,
-	.create = debug_create,
-	.destroy = debug_destroy,
-	.consume = debug_consume,
+        .type = "debug",
+        .kind = DBI_EXPORTER,
+        .signals = DBI_SIG_METRICS | DBI_SIG_LOGS | DBI_SIG_TRACES,
+        .doc = "writes what it receives to stdout (basic | normal | detailed)",
+        .keys = debug_keys,
+        .conf_size = sizeof(struct debug_cfg),
+        .stats = debug_stats,
+        .create = debug_create,
+        .destroy = debug_destroy,
+        .consume = debug_consume,
 };

@@ -13,14 +13,14 @@
 
 enum { N_POINTS, N_RECORDS, N_BATCHES, N_SEQ_SUM, N_P50, N_P99, N_MAX, N_NSTATS };
 static const struct dbi_stat_def nop_stats[] = {
-	[N_POINTS] = {"points", DBI_STAT_COUNTER, "points received"},
-	[N_RECORDS] = {"records", DBI_STAT_COUNTER, "byte records received"},
-	[N_BATCHES] = {"batches", DBI_STAT_COUNTER, "batches received"},
-	[N_SEQ_SUM] = {"seq_sum", DBI_STAT_COUNTER, "sum of producer sequence numbers (mod 2^64)"},
-	[N_P50] = {"latency_p50_ns", DBI_STAT_GAUGE, "median enqueue-to-exporter latency"},
-	[N_P99] = {"latency_p99_ns", DBI_STAT_GAUGE, "99th percentile enqueue-to-exporter latency"},
-	[N_MAX] = {"latency_max_ns", DBI_STAT_GAUGE, "largest enqueue-to-exporter latency"},
-	[N_NSTATS] = {NULL, 0, NULL},
+        [N_POINTS] = {"points", DBI_STAT_COUNTER, "points received"},
+        [N_RECORDS] = {"records", DBI_STAT_COUNTER, "byte records received"},
+        [N_BATCHES] = {"batches", DBI_STAT_COUNTER, "batches received"},
+        [N_SEQ_SUM] = {"seq_sum", DBI_STAT_COUNTER, "sum of producer sequence numbers (mod 2^64)"},
+        [N_P50] = {"latency_p50_ns", DBI_STAT_GAUGE, "median enqueue-to-exporter latency"},
+        [N_P99] = {"latency_p99_ns", DBI_STAT_GAUGE, "99th percentile enqueue-to-exporter latency"},
+        [N_MAX] = {"latency_max_ns", DBI_STAT_GAUGE, "largest enqueue-to-exporter latency"},
+        [N_NSTATS] = {NULL, 0, NULL},
 };
 
 static const struct dbi_conf_key nop_keys[] = {DBI_CONF_END};
@@ -127,14 +127,14 @@ static int nop_flush(void *state, struct dbi_next *next, uint64_t deadline)
 }
 
 const struct dbi_component dbi_exporter_nop = {
-	.type = "nop",
-	.kind = DBI_EXPORTER,
-	.signals = DBI_SIG_METRICS | DBI_SIG_LOGS | DBI_SIG_TRACES,
-	.doc = "discards everything, counting it and measuring pipeline latency (benchmarks, tests)",
-	.keys = nop_keys,
-	.stats = nop_stats,
-	.create = nop_create,
-	.destroy = nop_destroy,
-	.consume = nop_consume,
-	.flush = nop_flush,
+        .type = "nop",
+        .kind = DBI_EXPORTER,
+        .signals = DBI_SIG_METRICS | DBI_SIG_LOGS | DBI_SIG_TRACES,
+        .doc = "discards everything, counting it and measuring pipeline latency (benchmarks, tests)",
+        .keys = nop_keys,
+        .stats = nop_stats,
+        .create = nop_create,
+        .destroy = nop_destroy,
+        .consume = nop_consume,
+        .flush = nop_flush,
 };

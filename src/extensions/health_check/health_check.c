@@ -21,20 +21,29 @@ struct hc_cfg {
 };
 
 static const struct dbi_conf_key hc_keys[] = {
-	{.name = "endpoint", .type = DBI_CT_ENDPOINT, .offset = offsetof(struct hc_cfg, endpoint),
-	 .def = "127.0.0.1:13133", .doc = "address to listen on"},
-	{.name = "path", .type = DBI_CT_STRING, .offset = offsetof(struct hc_cfg, path), .def = "/",
-	 .doc = "URL path of the status"},
-	{.name = "stall_timeout", .type = DBI_CT_DURATION, .offset = offsetof(struct hc_cfg, stall_timeout),
-	 .def = "10s", .doc = "a pipeline thread silent this long makes the pipeline 'stalled'"},
-	DBI_CONF_END,
+        {.name = "endpoint",
+         .type = DBI_CT_ENDPOINT,
+         .offset = offsetof(struct hc_cfg, endpoint),
+         .def = "127.0.0.1:13133",
+         .doc = "address to listen on"},
+        {.name = "path",
+         .type = DBI_CT_STRING,
+         .offset = offsetof(struct hc_cfg, path),
+         .def = "/",
+         .doc = "URL path of the status"},
+        {.name = "stall_timeout",
+         .type = DBI_CT_DURATION,
+         .offset = offsetof(struct hc_cfg, stall_timeout),
+         .def = "10s",
+         .doc = "a pipeline thread silent this long makes the pipeline 'stalled'"},
+        DBI_CONF_END,
 };
 
 enum { HC_REQUESTS, HC_UNHEALTHY, HC_NSTATS };
 static const struct dbi_stat_def hc_stats[] = {
-	[HC_REQUESTS] = {"requests", DBI_STAT_COUNTER, "status requests answered"},
-	[HC_UNHEALTHY] = {"unhealthy_answers", DBI_STAT_COUNTER, "answers other than 200"},
-	[HC_NSTATS] = {NULL, 0, NULL},
+        [HC_REQUESTS] = {"requests", DBI_STAT_COUNTER, "status requests answered"},
+        [HC_UNHEALTHY] = {"unhealthy_answers", DBI_STAT_COUNTER, "answers other than 200"},
+        [HC_NSTATS] = {NULL, 0, NULL},
 };
 
 struct hc {
@@ -64,12 +73,12 @@ static int hc_handle(void *cls, const struct dbi_http_request *req, struct dbi_h
 		return DBI_ERR;
 	char ts[40];
 	o += (size_t)snprintf(buf + o, cap - o,
-			      "{\"status\":\"%s\",\"up_since\":\"%s\",\"uptime_seconds\":%llu,\"pipelines\":{",
-			      dbi_health_name(overall), dbi_fmt_time(hc->start_wall, ts, sizeof(ts)),
-			      (unsigned long long)((dbi_wall_ns() - hc->start_wall) / DBI_NSEC_PER_SEC));
+	                      "{\"status\":\"%s\",\"up_since\":\"%s\",\"uptime_seconds\":%llu,\"pipelines\":{",
+	                      dbi_health_name(overall), dbi_fmt_time(hc->start_wall, ts, sizeof(ts)),
+	                      (unsigned long long)((dbi_wall_ns() - hc->start_wall) / DBI_NSEC_PER_SEC));
 	for (size_t i = 0; i < n && i < DBI_ARRAY_LEN(ph) && o < cap; i++) {
 		o += (size_t)snprintf(buf + o, cap - o, "%s\"%s\":{\"status\":\"%s\"", i ? "," : "", ph[i].id,
-				      dbi_health_name(ph[i].state));
+		                      dbi_health_name(ph[i].state));
 		if (ph[i].reason[0] && o < cap)
 			o += (size_t)snprintf(buf + o, cap - o, ",\"reason\":\"%s\"", ph[i].reason);
 		if (o < cap)
@@ -123,14 +132,14 @@ static void hc_destroy(void *state)
 }
 
 const struct dbi_component dbi_extension_health_check = {
-	.type = "health_check",
-	.kind = DBI_EXTENSION,
-	.doc = "HTTP status endpoint: 200 when every pipeline runs, 503 otherwise",
-	.keys = hc_keys,
-	.conf_size = sizeof(struct hc_cfg),
-	.stats = hc_stats,
-	.create = hc_create,
-	.destroy = hc_destroy,
-	.start = hc_start,
-	.stop = hc_stop,
+        .type = "health_check",
+        .kind = DBI_EXTENSION,
+        .doc = "HTTP status endpoint: 200 when every pipeline runs, 503 otherwise",
+        .keys = hc_keys,
+        .conf_size = sizeof(struct hc_cfg),
+        .stats = hc_stats,
+        .create = hc_create,
+        .destroy = hc_destroy,
+        .start = hc_start,
+        .stop = hc_stop,
 };

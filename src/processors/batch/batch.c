@@ -20,25 +20,41 @@ struct batch_cfg {
 };
 
 static const struct dbi_conf_key batch_keys[] = {
-	{.name = "send_batch_size", .type = DBI_CT_INT, .offset = offsetof(struct batch_cfg, send_batch_size),
-	 .def = "8192", .doc = "pass a batch on once it holds this many items", .min = 1, .max = 10000000},
-	{.name = "timeout", .type = DBI_CT_DURATION, .offset = offsetof(struct batch_cfg, timeout), .def = "200ms",
-	 .doc = "pass a batch on this long after its first item arrived, whatever its size"},
-	{.name = "send_batch_max_size", .type = DBI_CT_INT, .offset = offsetof(struct batch_cfg, send_batch_max_size),
-	 .def = "0", .doc = "largest batch passed on at once (0 = no limit)", .min = 0, .max = 10000000},
-	{.name = "max_record_bytes", .type = DBI_CT_SIZE, .offset = offsetof(struct batch_cfg, max_record_bytes),
-	 .def = "8MiB", .doc = "bytes of logs/spans/histograms held before passing a batch on"},
-	DBI_CONF_END,
+        {.name = "send_batch_size",
+         .type = DBI_CT_INT,
+         .offset = offsetof(struct batch_cfg, send_batch_size),
+         .def = "8192",
+         .doc = "pass a batch on once it holds this many items",
+         .min = 1,
+         .max = 10000000},
+        {.name = "timeout",
+         .type = DBI_CT_DURATION,
+         .offset = offsetof(struct batch_cfg, timeout),
+         .def = "200ms",
+         .doc = "pass a batch on this long after its first item arrived, whatever its size"},
+        {.name = "send_batch_max_size",
+         .type = DBI_CT_INT,
+         .offset = offsetof(struct batch_cfg, send_batch_max_size),
+         .def = "0",
+         .doc = "largest batch passed on at once (0 = no limit)",
+         .min = 0,
+         .max = 10000000},
+        {.name = "max_record_bytes",
+         .type = DBI_CT_SIZE,
+         .offset = offsetof(struct batch_cfg, max_record_bytes),
+         .def = "8MiB",
+         .doc = "bytes of logs/spans/histograms held before passing a batch on"},
+        DBI_CONF_END,
 };
 
 enum { B_SIZE_TRIGGER, B_TIMEOUT_TRIGGER, B_POINTS, B_RECORDS, B_HELD, B_NSTATS };
 static const struct dbi_stat_def batch_stats[] = {
-	[B_SIZE_TRIGGER] = {"batch_send_size", DBI_STAT_COUNTER, "batches passed on because they were full"},
-	[B_TIMEOUT_TRIGGER] = {"batch_timeout", DBI_STAT_COUNTER, "batches passed on because of the timeout"},
-	[B_POINTS] = {"points", DBI_STAT_COUNTER, "points passed on"},
-	[B_RECORDS] = {"records", DBI_STAT_COUNTER, "records passed on"},
-	[B_HELD] = {"held", DBI_STAT_GAUGE, "items held right now"},
-	[B_NSTATS] = {NULL, 0, NULL},
+        [B_SIZE_TRIGGER] = {"batch_send_size", DBI_STAT_COUNTER, "batches passed on because they were full"},
+        [B_TIMEOUT_TRIGGER] = {"batch_timeout", DBI_STAT_COUNTER, "batches passed on because of the timeout"},
+        [B_POINTS] = {"points", DBI_STAT_COUNTER, "points passed on"},
+        [B_RECORDS] = {"records", DBI_STAT_COUNTER, "records passed on"},
+        [B_HELD] = {"held", DBI_STAT_GAUGE, "items held right now"},
+        [B_NSTATS] = {NULL, 0, NULL},
 };
 
 struct batch {
@@ -56,7 +72,7 @@ static int batch_validate(const void *c, const char *id, struct dbi_errbuf *err)
 	const struct batch_cfg *cfg = c;
 	if (cfg->send_batch_max_size && cfg->send_batch_max_size < cfg->send_batch_size) {
 		dbi_err_add(err, "%s: send_batch_max_size (%lld) must be 0 or >= send_batch_size (%lld)", id,
-			    (long long)cfg->send_batch_max_size, (long long)cfg->send_batch_size);
+		            (long long)cfg->send_batch_max_size, (long long)cfg->send_batch_size);
 		return DBI_ERR;
 	}
 	return DBI_OK;
@@ -137,8 +153,11 @@ static int batch_consume(void *state, struct dbi_batch *in, struct dbi_next *nex
 			if (!copy) {
 				if (b->buf.nrecs == 0) {
 					/* larger than the whole arena: pass it straight through */
-					struct dbi_batch one = {.signal = in->signal, .recs = &in->recs[ri], .nrecs = 1,
-								.recs_cap = 1, .arena = in->arena};
+					struct dbi_batch one = {.signal = in->signal,
+					                        .recs = &in->recs[ri],
+					                        .nrecs = 1,
+					                        .recs_cap = 1,
+					                        .arena = in->arena};
 					dbi_next(next, &one);
 					ri++;
 					continue;
@@ -151,7 +170,7 @@ static int batch_consume(void *state, struct dbi_batch *in, struct dbi_next *nex
 		}
 		uint32_t held = b->buf.npts + b->buf.nrecs;
 		int full = b->buf.npts == b->buf.pts_cap || b->buf.nrecs == b->buf.recs_cap ||
-			   (ri < in->nrecs && b->buf.nrecs > 0);
+		           (ri < in->nrecs && b->buf.nrecs > 0);
 		if (held >= (uint32_t)b->cfg->send_batch_size || full) {
 			dbi_stats_add(b->st, B_SIZE_TRIGGER, 1);
 			send_held(b, next);
@@ -182,17 +201,17 @@ static int batch_flush(void *state, struct dbi_next *next, uint64_t deadline)
 }
 
 const struct dbi_component dbi_processor_batch = {
-	.type = "batch",
-	.kind = DBI_PROCESSOR,
-	.signals = DBI_SIG_METRICS | DBI_SIG_LOGS | DBI_SIG_TRACES,
-	.doc = "groups items into batches by size and time before export",
-	.keys = batch_keys,
-	.conf_size = sizeof(struct batch_cfg),
-	.stats = batch_stats,
-	.validate = batch_validate,
-	.create = batch_create,
-	.destroy = batch_destroy,
-	.consume = batch_consume,
-	.tick = batch_tick,
-	.flush = batch_flush,
+        .type = "batch",
+        .kind = DBI_PROCESSOR,
+        .signals = DBI_SIG_METRICS | DBI_SIG_LOGS | DBI_SIG_TRACES,
+        .doc = "groups items into batches by size and time before export",
+        .keys = batch_keys,
+        .conf_size = sizeof(struct batch_cfg),
+        .stats = batch_stats,
+        .validate = batch_validate,
+        .create = batch_create,
+        .destroy = batch_destroy,
+        .consume = batch_consume,
+        .tick = batch_tick,
+        .flush = batch_flush,
 };

@@ -19,6 +19,7 @@
 #include "dbi/clock.h"
 #include "dbi/component.h"
 #include "dbi/log.h"
+#include "dbi/proc.h"
 #include "dbi/runtime.h"
 
 struct ml_cfg {
@@ -30,30 +31,48 @@ struct ml_cfg {
 };
 
 static const struct dbi_conf_key ml_keys[] = {
-	{.name = "check_interval", .type = DBI_CT_DURATION, .offset = offsetof(struct ml_cfg, check_interval),
-	 .def = "1s", .doc = "how often memory is measured"},
-	{.name = "limit_mib", .type = DBI_CT_INT, .offset = offsetof(struct ml_cfg, limit_mib), .def = "0",
-	 .doc = "hard limit in MiB of resident memory (0: use limit_percentage)", .min = 0, .max = 1 << 30},
-	{.name = "limit_percentage", .type = DBI_CT_PERCENT, .offset = offsetof(struct ml_cfg, limit_percentage),
-	 .def = "0", .doc = "hard limit as % of total memory (cgroup limit when set)"},
-	{.name = "spike_limit_mib", .type = DBI_CT_INT, .offset = offsetof(struct ml_cfg, spike_limit_mib),
-	 .def = "0", .doc = "soft limit = hard - spike (0: use spike_limit_percentage)", .min = 0, .max = 1 << 30},
-	{.name = "spike_limit_percentage", .type = DBI_CT_PERCENT,
-	 .offset = offsetof(struct ml_cfg, spike_limit_percentage), .def = "20",
-	 .doc = "spike allowance as % of the hard limit"},
-	DBI_CONF_END,
+        {.name = "check_interval",
+         .type = DBI_CT_DURATION,
+         .offset = offsetof(struct ml_cfg, check_interval),
+         .def = "1s",
+         .doc = "how often memory is measured"},
+        {.name = "limit_mib",
+         .type = DBI_CT_INT,
+         .offset = offsetof(struct ml_cfg, limit_mib),
+         .def = "0",
+         .doc = "hard limit in MiB of resident memory (0: use limit_percentage)",
+         .min = 0,
+         .max = 1 << 30},
+        {.name = "limit_percentage",
+         .type = DBI_CT_PERCENT,
+         .offset = offsetof(struct ml_cfg, limit_percentage),
+         .def = "0",
+         .doc = "hard limit as % of total memory (cgroup limit when set)"},
+        {.name = "spike_limit_mib",
+         .type = DBI_CT_INT,
+         .offset = offsetof(struct ml_cfg, spike_limit_mib),
+         .def = "0",
+         .doc = "soft limit = hard - spike (0: use spike_limit_percentage)",
+         .min = 0,
+         .max = 1 << 30},
+        {.name = "spike_limit_percentage",
+         .type = DBI_CT_PERCENT,
+         .offset = offsetof(struct ml_cfg, spike_limit_percentage),
+         .def = "20",
+         .doc = "spike allowance as % of the hard limit"},
+        DBI_CONF_END,
 };
 
 enum { ML_RSS, ML_SOFT, ML_HARD, ML_PRESSURE, ML_SOFT_EVENTS, ML_HARD_EVENTS, ML_PURGES, ML_NSTATS };
 static const struct dbi_stat_def ml_stats[] = {
-	[ML_RSS] = {"rss_bytes", DBI_STAT_GAUGE, "resident memory at the last check"},
-	[ML_SOFT] = {"soft_limit_bytes", DBI_STAT_GAUGE, "receivers back off above this"},
-	[ML_HARD] = {"hard_limit_bytes", DBI_STAT_GAUGE, "receivers refuse data above this"},
-	[ML_PRESSURE] = {"pressure", DBI_STAT_GAUGE, "0 none, 1 soft, 2 hard"},
-	[ML_SOFT_EVENTS] = {"soft_limit_crossed", DBI_STAT_COUNTER, "times memory rose above the soft limit"},
-	[ML_HARD_EVENTS] = {"hard_limit_crossed", DBI_STAT_COUNTER, "times memory rose above the hard limit"},
-	[ML_PURGES] = {"purges", DBI_STAT_COUNTER, "times jemalloc was asked to return memory"},
-	[ML_NSTATS] = {NULL, 0, NULL},
+        [ML_RSS] = {"rss_bytes", DBI_STAT_GAUGE, "resident memory at the last check"},
+        [ML_SOFT] = {"soft_limit_bytes", DBI_STAT_GAUGE, "receivers back off above this"},
+        [ML_HARD] = {"hard_limit_bytes", DBI_STAT_GAUGE, "receivers refuse data above this"},
+        [ML_PRESSURE] = {"pressure", DBI_STAT_GAUGE, "0 none, 1 soft, 2 hard"},
+        [ML_SOFT_EVENTS] = {"soft_limit_crossed", DBI_STAT_COUNTER, "times memory rose above the soft limit"},
+        [ML_HARD_EVENTS] = {"hard_limit_crossed", DBI_STAT_COUNTER, "times memory rose above the hard limit"},
+        [ML_PURGES] = {"purges", DBI_STAT_COUNTER, "times jemalloc was asked to return memory"},
+        [ML_NSTATS] = {NULL, 0, NULL},
 };
 
 struct ml {
@@ -66,34 +85,6 @@ struct ml {
 	int active; /* only the instance on processor thread 0 measures */
 };
 
-/* Total memory: the cgroup v2 limit when one is set, else MemTotal. */
-static uint64_t total_memory(void)
-{
-	char buf[64];
-	FILE *f = fopen("/sys/fs/cgroup/memory.max", "r");
-	if (f) {
-		if (fgets(buf, sizeof(buf), f) && strncmp(buf, "max", 3) != 0) {
-			fclose(f);
-			return strtoull(buf, NULL, 10);
-		}
-		fclose(f);
-	}
-	long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
-	return pages > 0 && psz > 0 ? (uint64_t)pages * (uint64_t)psz : 0;
-}
-
-static uint64_t resident(void)
-{
-	long size = 0, res = 0;
-	FILE *f = fopen("/proc/self/statm", "r");
-	if (!f)
-		return 0;
-	if (fscanf(f, "%ld %ld", &size, &res) != 2)
-		res = 0;
-	fclose(f);
-	return (uint64_t)res * (uint64_t)sysconf(_SC_PAGESIZE);
-}
-
 static int ml_validate(const void *c, const char *id, struct dbi_errbuf *err)
 {
 	const struct ml_cfg *cfg = c;
@@ -103,7 +94,7 @@ static int ml_validate(const void *c, const char *id, struct dbi_errbuf *err)
 	}
 	if (cfg->limit_mib && cfg->spike_limit_mib >= cfg->limit_mib) {
 		dbi_err_add(err, "%s: spike_limit_mib (%lld) must be below limit_mib (%lld)", id,
-			    (long long)cfg->spike_limit_mib, (long long)cfg->limit_mib);
+		            (long long)cfg->spike_limit_mib, (long long)cfg->limit_mib);
 		return DBI_ERR;
 	}
 	if (cfg->check_interval < DBI_NSEC_PER_MSEC * 10) {
@@ -117,9 +108,9 @@ static void compute_limits(struct ml *m)
 {
 	const struct ml_cfg *cfg = m->cfg;
 	m->hard = cfg->limit_mib ? (uint64_t)cfg->limit_mib << 20
-				 : (uint64_t)((double)total_memory() * cfg->limit_percentage / 100.0);
+	                         : (uint64_t)((double)dbi_proc_total_memory() * cfg->limit_percentage / 100.0);
 	uint64_t spike = cfg->spike_limit_mib ? (uint64_t)cfg->spike_limit_mib << 20
-					      : (uint64_t)((double)m->hard * cfg->spike_limit_percentage / 100.0);
+	                                      : (uint64_t)((double)m->hard * cfg->spike_limit_percentage / 100.0);
 	m->soft = spike < m->hard ? m->hard - spike : 0;
 	dbi_stats_set(m->st, ML_SOFT, m->soft);
 	dbi_stats_set(m->st, ML_HARD, m->hard);
@@ -168,20 +159,21 @@ static uint64_t ml_tick(void *state, uint64_t now, struct dbi_next *next)
 	(void)next;
 	if (!m->active)
 		return 0;
-	uint64_t rss = resident();
+	uint64_t rss = dbi_proc_rss_bytes();
 	int level = rss >= m->hard ? 2 : rss >= m->soft ? 1 : 0;
 	dbi_stats_set(m->st, ML_RSS, rss);
 	if (level == 2) {
 		purge(m);
-		rss = resident();
+		rss = dbi_proc_rss_bytes();
 		level = rss >= m->hard ? 2 : rss >= m->soft ? 1 : 0;
 	}
 	if (level != m->level) {
 		if (level > m->level)
 			dbi_stats_add(m->st, level == 2 ? ML_HARD_EVENTS : ML_SOFT_EVENTS, 1);
-		DBI_LOGW("memory_limiter", level ? "memory above limit: receivers back off" : "memory back under limits",
-			 "rss_mib=%llu soft_mib=%llu hard_mib=%llu level=%d", (unsigned long long)(rss >> 20),
-			 (unsigned long long)(m->soft >> 20), (unsigned long long)(m->hard >> 20), level);
+		DBI_LOGW("memory_limiter",
+		         level ? "memory above limit: receivers back off" : "memory back under limits",
+		         "rss_mib=%llu soft_mib=%llu hard_mib=%llu level=%d", (unsigned long long)(rss >> 20),
+		         (unsigned long long)(m->soft >> 20), (unsigned long long)(m->hard >> 20), level);
 		m->level = level;
 		dbi_runtime_set_pressure(m->rt, level);
 	}
@@ -196,16 +188,16 @@ static int ml_consume(void *state, struct dbi_batch *b, struct dbi_next *next)
 }
 
 const struct dbi_component dbi_processor_memory_limiter = {
-	.type = "memory_limiter",
-	.kind = DBI_PROCESSOR,
-	.signals = DBI_SIG_METRICS | DBI_SIG_LOGS | DBI_SIG_TRACES,
-	.doc = "keeps resident memory under a limit by making receivers back off or refuse",
-	.keys = ml_keys,
-	.conf_size = sizeof(struct ml_cfg),
-	.stats = ml_stats,
-	.validate = ml_validate,
-	.create = ml_create,
-	.destroy = ml_destroy,
-	.consume = ml_consume,
-	.tick = ml_tick,
+        .type = "memory_limiter",
+        .kind = DBI_PROCESSOR,
+        .signals = DBI_SIG_METRICS | DBI_SIG_LOGS | DBI_SIG_TRACES,
+        .doc = "keeps resident memory under a limit by making receivers back off or refuse",
+        .keys = ml_keys,
+        .conf_size = sizeof(struct ml_cfg),
+        .stats = ml_stats,
+        .validate = ml_validate,
+        .create = ml_create,
+        .destroy = ml_destroy,
+        .consume = ml_consume,
+        .tick = ml_tick,
 };

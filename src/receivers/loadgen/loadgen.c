@@ -27,36 +27,68 @@ struct loadgen_cfg {
 enum { LG_ON_FULL_WAIT = 0, LG_ON_FULL_DROP = 1 };
 
 static const struct dbi_conf_key loadgen_keys[] = {
-	{.name = "targets", .type = DBI_CT_INT, .offset = offsetof(struct loadgen_cfg, targets), .def = "10",
-	 .doc = "simulated servers (one resource each)", .min = 1, .max = 1000000},
-	{.name = "series_per_target", .type = DBI_CT_INT, .offset = offsetof(struct loadgen_cfg, series_per_target),
-	 .def = "100", .doc = "series per simulated server", .min = 1, .max = 1000000},
-	{.name = "rate", .type = DBI_CT_INT, .offset = offsetof(struct loadgen_cfg, rate), .def = "10000",
-	 .doc = "points per second over all threads; 0 = as fast as the pipeline accepts", .min = 0, .max = 1e10},
-	{.name = "max_points", .type = DBI_CT_INT, .offset = offsetof(struct loadgen_cfg, max_points), .def = "0",
-	 .doc = "stop after emitting this many points (per thread); 0 = never", .min = 0, .max = 1e15},
-	{.name = "threads", .type = DBI_CT_INT, .offset = offsetof(struct loadgen_cfg, threads), .def = "1",
-	 .doc = "producer threads", .min = 1, .max = 64},
-	{.name = "on_full", .type = DBI_CT_ENUM, .offset = offsetof(struct loadgen_cfg, on_full), .def = "wait",
-	 .choices = "wait|drop", .doc = "when the pipeline is full: wait for room, or drop and count"},
-	{.name = "burst_interval", .type = DBI_CT_DURATION, .offset = offsetof(struct loadgen_cfg, burst_interval),
-	 .def = "1ms", .doc = "pacing granularity at a fixed rate"},
-	DBI_CONF_END,
+        {.name = "targets",
+         .type = DBI_CT_INT,
+         .offset = offsetof(struct loadgen_cfg, targets),
+         .def = "10",
+         .doc = "simulated servers (one resource each)",
+         .min = 1,
+         .max = 1000000},
+        {.name = "series_per_target",
+         .type = DBI_CT_INT,
+         .offset = offsetof(struct loadgen_cfg, series_per_target),
+         .def = "100",
+         .doc = "series per simulated server",
+         .min = 1,
+         .max = 1000000},
+        {.name = "rate",
+         .type = DBI_CT_INT,
+         .offset = offsetof(struct loadgen_cfg, rate),
+         .def = "10000",
+         .doc = "points per second over all threads; 0 = as fast as the pipeline accepts",
+         .min = 0,
+         .max = 1e10},
+        {.name = "max_points",
+         .type = DBI_CT_INT,
+         .offset = offsetof(struct loadgen_cfg, max_points),
+         .def = "0",
+         .doc = "stop after emitting this many points (per thread); 0 = never",
+         .min = 0,
+         .max = 1e15},
+        {.name = "threads",
+         .type = DBI_CT_INT,
+         .offset = offsetof(struct loadgen_cfg, threads),
+         .def = "1",
+         .doc = "producer threads",
+         .min = 1,
+         .max = 64},
+        {.name = "on_full",
+         .type = DBI_CT_ENUM,
+         .offset = offsetof(struct loadgen_cfg, on_full),
+         .def = "wait",
+         .choices = "wait|drop",
+         .doc = "when the pipeline is full: wait for room, or drop and count"},
+        {.name = "burst_interval",
+         .type = DBI_CT_DURATION,
+         .offset = offsetof(struct loadgen_cfg, burst_interval),
+         .def = "1ms",
+         .doc = "pacing granularity at a fixed rate"},
+        DBI_CONF_END,
 };
 
 enum { LG_EMITTED, LG_DROP_FULL, LG_WAITS, LG_BACKOFF, LG_NSTATS };
 static const struct dbi_stat_def loadgen_stats[] = {
-	[LG_EMITTED] = {"emitted", DBI_STAT_COUNTER, "points emitted into the pipeline"},
-	[LG_DROP_FULL] = {"dropped.ring_full", DBI_STAT_COUNTER, "points dropped: pipeline full (on_full: drop)"},
-	[LG_WAITS] = {"backpressure_waits", DBI_STAT_COUNTER, "waits for room in the pipeline"},
-	[LG_BACKOFF] = {"memory_backoffs", DBI_STAT_COUNTER, "pauses because the memory limiter asked"},
-	[LG_NSTATS] = {NULL, 0, NULL},
+        [LG_EMITTED] = {"emitted", DBI_STAT_COUNTER, "points emitted into the pipeline"},
+        [LG_DROP_FULL] = {"dropped.ring_full", DBI_STAT_COUNTER, "points dropped: pipeline full (on_full: drop)"},
+        [LG_WAITS] = {"backpressure_waits", DBI_STAT_COUNTER, "waits for room in the pipeline"},
+        [LG_BACKOFF] = {"memory_backoffs", DBI_STAT_COUNTER, "pauses because the memory limiter asked"},
+        [LG_NSTATS] = {NULL, 0, NULL},
 };
 
 struct loadgen {
 	const struct loadgen_cfg *cfg;
-	uint32_t *series;  /* targets * series_per_target */
-	uint64_t *routes;  /* routing hash per series */
+	uint32_t *series; /* targets * series_per_target */
+	uint64_t *routes; /* routing hash per series */
 	uint64_t nseries;
 	uint64_t start_wall;
 };
@@ -71,7 +103,7 @@ static int loadgen_create(const struct dbi_inst *inst, void **state, struct dbi_
 	lg->nseries = (uint64_t)cfg->targets * (uint64_t)cfg->series_per_target;
 	if (lg->nseries > 50000000) {
 		dbi_err_add(err, "%s: targets x series_per_target = %llu is more than 50M series", inst->id,
-			    (unsigned long long)lg->nseries);
+		            (unsigned long long)lg->nseries);
 		free(lg);
 		return DBI_ERR;
 	}
@@ -82,11 +114,11 @@ static int loadgen_create(const struct dbi_inst *inst, void **state, struct dbi_
 	lg->start_wall = dbi_wall_ns();
 
 	struct dbi_metric_def md = {.name = "loadgen.counter",
-				    .unit = "1",
-				    .description = "synthetic monotonic counter",
-				    .kind = DBI_MK_SUM,
-				    .monotonic = 1,
-				    .temporality = DBI_TEMP_CUMULATIVE};
+	                            .unit = "1",
+	                            .description = "synthetic monotonic counter",
+	                            .kind = DBI_MK_SUM,
+	                            .monotonic = 1,
+	                            .temporality = DBI_TEMP_CUMULATIVE};
 	uint32_t metric = dbi_metric_intern(inst->reg, &md);
 	uint32_t scope = dbi_scope_intern(inst->reg, "dbi/loadgen", "1");
 	for (int64_t t = 0; t < cfg->targets; t++) {
@@ -94,10 +126,10 @@ static int loadgen_create(const struct dbi_inst *inst, void **state, struct dbi_
 		snprintf(host, sizeof(host), "loadgen-%lld", (long long)t);
 		snprintf(inst_id, sizeof(inst_id), "%s:5432", host);
 		struct dbi_attr ra[] = {
-			{.key = "server.address", .type = DBI_AT_STR, .v.s = host},
-			{.key = "server.port", .type = DBI_AT_INT, .v.i = 5432},
-			{.key = "service.instance.id", .type = DBI_AT_STR, .v.s = inst_id},
-			{.key = "service.name", .type = DBI_AT_STR, .v.s = "loadgen"},
+		        {.key = "server.address", .type = DBI_AT_STR, .v.s = host},
+		        {.key = "server.port", .type = DBI_AT_INT, .v.i = 5432},
+		        {.key = "service.instance.id", .type = DBI_AT_STR, .v.s = inst_id},
+		        {.key = "service.name", .type = DBI_AT_STR, .v.s = "loadgen"},
 		};
 		uint32_t res = dbi_attrs_intern(inst->reg, ra, DBI_ARRAY_LEN(ra));
 		for (int64_t s = 0; s < cfg->series_per_target; s++) {
@@ -180,10 +212,10 @@ static int loadgen_run(void *state, struct dbi_rctx *c)
 		uint64_t wall = dbi_wall_ns();
 		while (emitted < due) {
 			struct dbi_point p = {
-				.time_ns = wall,
-				.start_ns = lg->start_wall,
-				.series = lg->series[idx],
-				.kind = DBI_PK_SUM,
+			        .time_ns = wall,
+			        .start_ns = lg->start_wall,
+			        .series = lg->series[idx],
+			        .kind = DBI_PK_SUM,
 			};
 			uint64_t slot = idx / nthr;
 			p.v.i = (int64_t)(values[slot] + 1);
@@ -217,15 +249,15 @@ out:
 }
 
 const struct dbi_component dbi_receiver_loadgen = {
-	.type = "loadgen",
-	.kind = DBI_RECEIVER,
-	.signals = DBI_SIG_METRICS,
-	.doc = "synthetic fleet: targets x series_per_target counters at a fixed rate (benchmarks, demo)",
-	.keys = loadgen_keys,
-	.conf_size = sizeof(struct loadgen_cfg),
-	.stats = loadgen_stats,
-	.create = loadgen_create,
-	.destroy = loadgen_destroy,
-	.threads = loadgen_threads,
-	.run = loadgen_run,
+        .type = "loadgen",
+        .kind = DBI_RECEIVER,
+        .signals = DBI_SIG_METRICS,
+        .doc = "synthetic fleet: targets x series_per_target counters at a fixed rate (benchmarks, demo)",
+        .keys = loadgen_keys,
+        .conf_size = sizeof(struct loadgen_cfg),
+        .stats = loadgen_stats,
+        .create = loadgen_create,
+        .destroy = loadgen_destroy,
+        .threads = loadgen_threads,
+        .run = loadgen_run,
 };
