@@ -72,6 +72,7 @@ static int is_value_end(char c)
 
 const char *dbi_log_scrub(const char *s, char *buf, size_t len)
 {
+	const char *start = s; /* a key can only begin at the start or after a non-alnum */
 	size_t o = 0;
 	if (len == 0)
 		return buf;
@@ -98,7 +99,7 @@ const char *dbi_log_scrub(const char *s, char *buf, size_t len)
 			}
 		}
 		int matched = 0;
-		if (s == buf || !isalnum((unsigned char)s[-1])) {
+		if (s == start || !isalnum((unsigned char)s[-1])) {
 			for (size_t k = 0; k < DBI_ARRAY_LEN(secret_keys); k++) {
 				size_t kl = strlen(secret_keys[k]);
 				if (strncasecmp(s, secret_keys[k], kl) != 0)
