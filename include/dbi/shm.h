@@ -27,6 +27,8 @@
 #define DBI_SHM_NAME_MAX 64
 #define DBI_SHM_REGION_NAME 56
 #define DBI_SHM_MAX_REGIONS 4096
+#define DBI_SHM_DEFAULT_SIZE (64ULL << 20) /* when dbi_shm_opts.size is 0 */
+#define DBI_SHM_ALIGN 64                   /* every region starts on a cache line */
 
 enum dbi_page_mode { DBI_PAGES_NORMAL = 0, DBI_PAGES_THP = 1, DBI_PAGES_HUGETLB = 2 };
 const char *dbi_page_mode_name(enum dbi_page_mode m);
@@ -41,6 +43,7 @@ enum dbi_region_kind {
 	DBI_REGION_PIPELINE = 6, /* struct dbi_shm_pipeline */
 	DBI_REGION_BLOB = 7,     /* component-defined */
 };
+const char *dbi_region_kind_name(enum dbi_region_kind k);
 
 struct dbi_shm_region {
 	char name[DBI_SHM_REGION_NAME]; /* "ring:loadgen#0->proc#0", "stats:batch@metrics#0" */
@@ -72,10 +75,12 @@ struct dbi_shm_header {
 	_Atomic uint64_t alloc_offset; /* bump pointer for regions */
 	_Atomic uint32_t state;        /* enum dbi_run_state: starting/running/reloading/stopping */
 	uint32_t reserved0;
-	uint64_t reserved[16];
+	uint64_t pidns_ino; /* inode of the writer's pid namespace: pid liveness is only checked in the same one */
+	uint64_t reserved[15];
 };
 
 enum dbi_run_state { DBI_RUN_STARTING = 0, DBI_RUN_RUNNING, DBI_RUN_RELOADING, DBI_RUN_STOPPING, DBI_RUN_STOPPED };
+const char *dbi_run_state_name(enum dbi_run_state st);
 
 /* Per-thread region: the runtime's threads publish liveness and work here. */
 struct dbi_shm_thread {
@@ -94,9 +99,10 @@ struct dbi_shm;
 
 struct dbi_shm_opts {
 	const char *name;    /* instance name: "dbi.main" -> /dev/shm/dbi.main */
-	const char *dir;     /* NULL: /dev/shm (and /dev/hugepages for hugetlbfs) */
+	const char *dir;     /* NULL: /dev/shm; hugetlbfs files go to the hugetlbfs mount found in
+	                        /proc/mounts, or to dir itself when dir is a hugetlbfs mount */
 	int hugepages;       /* enum dbi_hugepages from config.h */
-	uint64_t size;       /* bytes; rounded up to the page size */
+	uint64_t size;       /* bytes (0: DBI_SHM_DEFAULT_SIZE); rounded up to the page size */
 	const char *version; /* collector version string for the header */
 };
 
@@ -110,7 +116,8 @@ void dbi_shm_destroy(struct dbi_shm *s);
 
 /*
  * Carve a region out of the segment and list it in the directory. Returns a pointer
- * aligned to 64 bytes (zeroed), or NULL when the segment is full.
+ * aligned to 64 bytes (zeroed), or NULL when the segment or the directory is full.
+ * Called by one thread (the runtime's main thread), like dbi_shm_reset.
  */
 void *dbi_shm_alloc(struct dbi_shm *s, enum dbi_region_kind kind, const char *name, uint64_t size, const char *owner,
                     const char *peer);
@@ -129,13 +136,33 @@ const char *dbi_shm_path(const struct dbi_shm *s);
  * Attach read-only by instance name. Errors distinguish: no collector (no file, or a
  * stale file nobody holds), incompatible version, permission denied.
  */
-enum dbi_attach_status { DBI_ATTACH_OK = 0, DBI_ATTACH_NOENT, DBI_ATTACH_STALE, DBI_ATTACH_INCOMPAT, DBI_ATTACH_ERR };
+enum dbi_attach_status {
+	DBI_ATTACH_OK = 0,
+	DBI_ATTACH_NOENT,
+	DBI_ATTACH_STALE,
+	DBI_ATTACH_INCOMPAT,
+	DBI_ATTACH_ERR,
+	DBI_ATTACH_PERM, /* the segment exists but this user may not open it (mode 0600) */
+};
 int dbi_shm_attach(struct dbi_shm **out, const char *name, const char *dir, enum dbi_attach_status *st,
                    struct dbi_errbuf *err);
 void dbi_shm_detach(struct dbi_shm *s);
 /* 1 if the file under the name is no longer the one attached (collector restarted). */
 int dbi_shm_replaced(const struct dbi_shm *s);
+/*
+ * 1 while the collector that wrote the segment still runs (holds its lock, and its pid
+ * exists when we share its pid namespace); 0 once it has died without cleaning up.
+ */
+int dbi_shm_alive(const struct dbi_shm *s);
+/* The live directory; *n entries are valid. Re-read it when the generation changes. */
 const struct dbi_shm_region *dbi_shm_regions(const struct dbi_shm *s, uint32_t *n);
+/*
+ * Copy the directory consistently: up to max entries into out, *n of them, taken within
+ * one generation (returned in *generation). DBI_AGAIN if a reload kept changing it.
+ */
+int dbi_shm_regions_snapshot(const struct dbi_shm *s, struct dbi_shm_region *out, uint32_t max, uint32_t *n,
+                             uint64_t *generation);
+/* Pointer to a region's memory, or NULL if the entry points outside the mapping. */
 const void *dbi_shm_region_ptr(const struct dbi_shm *s, const struct dbi_shm_region *r);
 
 #endif
