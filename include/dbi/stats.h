@@ -34,6 +34,8 @@ enum dbi_stats_kind {
 	DBI_SK_THREAD,
 	DBI_SK_RUNTIME,
 };
+/* Plural group name for display: "receivers", "processors", ..., "runtime". */
+const char *dbi_stats_kind_name(enum dbi_stats_kind k);
 
 /* The block as laid out in shared memory (read by other processes: keep it stable). */
 struct dbi_stats_block {
@@ -55,7 +57,11 @@ struct dbi_stats {
 	uint64_t local[DBI_STATS_MAX];
 };
 
-/* Set up a block (names/types from defs, NULL-name terminated). Returns DBI_ERR if too many. */
+/*
+ * Set up a block (names/types from defs, NULL-name terminated). Returns DBI_ERR if there
+ * are more than DBI_STATS_MAX or a name does not fit DBI_STAT_NAME. Call it before the
+ * block's writer and in-process readers start.
+ */
 int dbi_stats_init(struct dbi_stats *s, struct dbi_stats_block *blk, enum dbi_stats_kind kind, const char *id,
                    const char *type, const struct dbi_stat_def *defs);
 /* Index of a counter by name, -1 if absent. */
