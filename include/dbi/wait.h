@@ -28,9 +28,15 @@ void dbi_wait_wake(struct dbi_wait *w);
 /* Producer side, after publishing. */
 static inline void dbi_wait_notify(struct dbi_wait *w)
 {
+#ifdef DBI_TSAN
+	/* TSan does not model fences; a seq_cst read-modify-write orders the same way */
+	if (atomic_fetch_add_explicit(&w->waiters, 0, memory_order_seq_cst))
+		dbi_wait_wake(w);
+#else
 	atomic_thread_fence(memory_order_seq_cst);
 	if (atomic_load_explicit(&w->waiters, memory_order_relaxed))
 		dbi_wait_wake(w);
+#endif
 }
 
 #endif

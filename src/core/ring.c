@@ -41,7 +41,6 @@ int dbi_ring_init(struct dbi_ring *r, const char *name, uint64_t capacity, uint3
 	dbi_strlcpy(r->name, name ? name : "", sizeof(r->name));
 	atomic_store_explicit(&r->head, 0, memory_order_relaxed);
 	atomic_store_explicit(&r->tail, 0, memory_order_relaxed);
-	atomic_thread_fence(memory_order_release);
 	r->magic = DBI_RING_MAGIC;
 	return DBI_OK;
 }
@@ -61,7 +60,6 @@ int dbi_bring_init(struct dbi_bring *r, const char *name, uint64_t size)
 	dbi_strlcpy(r->name, name ? name : "", sizeof(r->name));
 	atomic_store_explicit(&r->head, 0, memory_order_relaxed);
 	atomic_store_explicit(&r->tail, 0, memory_order_relaxed);
-	atomic_thread_fence(memory_order_release);
 	r->magic = DBI_BRING_MAGIC;
 	return DBI_OK;
 }

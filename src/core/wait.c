@@ -18,8 +18,8 @@ void dbi_wait_init(struct dbi_wait *w)
 uint32_t dbi_wait_prepare(struct dbi_wait *w)
 {
 	uint32_t t = atomic_load_explicit(&w->seq, memory_order_acquire);
+	/* seq_cst RMW: a full barrier before the caller re-checks its rings */
 	atomic_fetch_add_explicit(&w->waiters, 1, memory_order_seq_cst);
-	atomic_thread_fence(memory_order_seq_cst);
 	return t;
 }
 
