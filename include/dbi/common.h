@@ -32,8 +32,8 @@
 
 /* An error message buffer threaded through loaders and parsers. */
 struct dbi_errbuf {
-	char msg[1024];
-	int count; /* how many errors were reported (msg holds them, newline separated) */
+	char msg[8192]; /* room for a config loader's ~25 errors, some listing known keys */
+	int count;      /* how many errors were reported (msg holds them, newline separated) */
 };
 
 void dbi_err_set(struct dbi_errbuf *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -8,6 +8,10 @@
  * and ${env:VAR:-default}, and rejects unknown keys, bad types, bad durations and sizes,
  * unknown components in pipelines, signal mismatches and unused components with
  * "file:line:column: message". `dbi-collector --help` prints the same maps.
+ *
+ * A key written without a value (`timeout:`, `~`, `null`) keeps its default, and so does
+ * a non-string key whose value expands to "" (`${env:X:-}`): an unset optional variable
+ * must not turn into a type error. A string key set to "" is "" (a required one fails).
  */
 #ifndef DBI_CONFIG_H
 #define DBI_CONFIG_H
@@ -23,7 +27,7 @@ enum dbi_conf_type {
 	DBI_CT_BOOL = 1, /* bool */
 	DBI_CT_INT,      /* int64_t */
 	DBI_CT_DOUBLE,   /* double */
-	DBI_CT_STRING,   /* char * (owned by the config) */
+	DBI_CT_STRING,   /* char * (owned by the config); with .choices, must be one of them */
 	DBI_CT_DURATION, /* uint64_t ns; Go syntax: "10s", "250ms", "1m30s", "1h"; "0" allowed */
 	DBI_CT_SIZE,     /* uint64_t bytes; "1048576", "512KiB", "4MiB", "1GiB", "1MB" (10^6) */
 	DBI_CT_ENUM,     /* int: index into choices "a|b|c" */
@@ -69,6 +73,12 @@ struct dbi_conf_key {
 	double min, max;                /* numeric range when min < max (INT, DOUBLE, DURATION in s, SIZE) */
 	const struct dbi_conf_key *sub; /* DBI_CT_LIST: keys of each element; NULL-name terminated */
 	size_t elem_size;               /* DBI_CT_LIST: sizeof one element */
+	/*
+	 * Optional syntax check of the stored field (e.g. "a power of two", "a CPU list"),
+	 * run after the value is parsed, for defaults too. On DBI_ERR, why says what is
+	 * wrong; the loader reports it at the value's file:line:col.
+	 */
+	int (*check)(const void *field, char *why, size_t whylen);
 };
 #define DBI_CONF_END                                                                                                   \
 	{                                                                                                              \
@@ -85,6 +95,7 @@ struct dbi_conf_component {
 	uint64_t hash; /* hash of the expanded YAML subtree: reload compares it */
 	int line, col; /* where it was declared */
 	int used;      /* referenced by a pipeline (or service.extensions) */
+	int kind;      /* enum dbi_comp_kind: the section it was declared in */
 };
 
 struct dbi_conf_pipeline {
@@ -153,8 +164,14 @@ int dbi_config_load_string(const char *yaml, const char *name, const struct dbi_
                            struct dbi_config **out, struct dbi_errbuf *err);
 void dbi_config_free(struct dbi_config *cfg);
 
-/* Find a component by id; NULL if absent. */
+/*
+ * Find a component by id; NULL if absent. Ids are unique per kind only ("otlp" can be
+ * both a receiver and an exporter): dbi_config_find returns the first in the order
+ * receivers, processors, exporters, extensions; dbi_config_find_kind the one of that
+ * kind (enum dbi_comp_kind).
+ */
 struct dbi_conf_component *dbi_config_find(const struct dbi_config *cfg, const char *id);
+struct dbi_conf_component *dbi_config_find_kind(const struct dbi_config *cfg, int kind, const char *id);
 
 /* Fill a struct from defaults only (used by tests and programmatic set-up). */
 int dbi_conf_defaults(const struct dbi_conf_key *keys, void *dst, struct dbi_errbuf *err);
