@@ -183,8 +183,11 @@ static const char *excerpt(const char *s, char *buf, size_t size)
 {
 	size_t i;
 
-	for (i = 0; s[i] && i + 4 < size; i++)
-		buf[i] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
+	for (i = 0; s[i] && i + 4 < size; i++) {
+		buf[i] = s[i];
+		if (s[i] < 0x20 || s[i] >= 0x7f)
+			buf[i] = '?';
+	}
 	if (s[i]) {
 		memcpy(buf + i, "...", 3);
 		i += 3;
@@ -469,9 +472,9 @@ static int jd_submessage(struct jdec *jd, const ProtobufCMessageDescriptor *d, s
 static int jd_value(struct jdec *jd, const ProtobufCFieldDescriptor *fd, struct json_object *v, void *slot,
                     unsigned depth)
 {
-	int64_t i;
-	uint64_t u;
-	double d;
+	int64_t i = 0;
+	uint64_t u = 0;
+	double d = 0;
 
 	switch (fd->type) {
 	case PROTOBUF_C_TYPE_INT32:
