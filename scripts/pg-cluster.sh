@@ -32,7 +32,8 @@ usage: pg-cluster.sh COMMAND [ARGS]
                            address must accept connections after the start (any 127.0.0.x
                            works on Linux without configuring it)
       --ssl CERTDIR        ssl = on with CERTDIR/server.crt, server.key, ca.crt (client CA)
-      --set key=value      extra postgresql.conf setting (repeatable; wins over defaults),
+      --set key=value      extra postgresql.conf setting (repeatable; wins over defaults;
+                           the value is quoted for you, pass it bare),
                            e.g. --set auto_explain.log_min_duration=0
       --auth METHOD        pg_hba method for local and 127.0.0.0/8 (default trust), e.g.
                            scram-sha-256, md5, password
