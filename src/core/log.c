@@ -181,7 +181,7 @@ void dbi_log_emit(struct dbi_log_site *site, enum dbi_log_level lvl, const char 
 		vsnprintf(fields, sizeof(fields), fields_fmt, ap);
 		va_end(ap);
 	}
-	char ts[40], raw[2048], line[2200];
+	char ts[40], raw[2048], line[2600];
 	dbi_fmt_time(dbi_wall_ns(), ts, sizeof(ts));
 
 	/* Quote the message logfmt style: escape " and \ and newlines. */
@@ -205,7 +205,19 @@ void dbi_log_emit(struct dbi_log_site *site, enum dbi_log_level lvl, const char 
 	                 fields[0] ? " " : "", fields);
 	if (suppressed && n > 0 && (size_t)n < sizeof(raw))
 		snprintf(raw + n, sizeof(raw) - (size_t)n, " suppressed=%u", suppressed);
-	dbi_log_scrub(raw, line, sizeof(line) - 1);
+	/* one event, one line: newlines inside fields (multi-line error lists) become \n */
+	char flat[2400];
+	size_t fo = 0;
+	for (const char *p = raw; *p && fo + 3 < sizeof(flat); p++) {
+		if (*p == '\n') {
+			flat[fo++] = '\\';
+			flat[fo++] = 'n';
+		} else {
+			flat[fo++] = *p;
+		}
+	}
+	flat[fo] = '\0';
+	dbi_log_scrub(flat, line, sizeof(line) - 1);
 	size_t l = strlen(line);
 	line[l++] = '\n';
 	FILE *f = g_stream ? g_stream : stderr;

@@ -10,6 +10,7 @@
 
 #include "dbi/clock.h"
 #include "dbi/component.h"
+#include "dbi/log.h"
 
 enum { N_POINTS, N_RECORDS, N_BATCHES, N_SEQ_SUM, N_P50, N_P99, N_MAX, N_NSTATS };
 static const struct dbi_stat_def nop_stats[] = {
@@ -118,11 +119,16 @@ static int nop_consume(void *state, struct dbi_batch *b, struct dbi_next *next)
 	return DBI_OK;
 }
 
+/* On drain, say what arrived: drain tests compare it with what the receivers emitted. */
 static int nop_flush(void *state, struct dbi_next *next, uint64_t deadline)
 {
+	struct nop *n = state;
 	(void)next;
 	(void)deadline;
-	publish_quantiles(state);
+	publish_quantiles(n);
+	DBI_LOGI("nop", "drained", "points=%llu records=%llu seq_sum=%llu",
+		 (unsigned long long)dbi_stats_get(n->st, N_POINTS), (unsigned long long)dbi_stats_get(n->st, N_RECORDS),
+		 (unsigned long long)dbi_stats_get(n->st, N_SEQ_SUM));
 	return DBI_OK;
 }
 
