@@ -21,6 +21,7 @@
 #include "dbi/shm.h"
 #include "dbi/stats.h"
 
+#ifdef DBI_HAVE_JEMALLOC
 static const char *threads[] = {"rcv:loadgen#0", "proc#0", "exp:nop"};
 
 static int read_allocated(struct dbi_shm *shm, uint64_t out[3])
@@ -54,6 +55,8 @@ static uint64_t batches(struct dbi_shm *shm)
 	}
 	return 0;
 }
+
+#endif
 
 static void test_steady_state_allocates_nothing(void **state)
 {
