@@ -159,45 +159,57 @@ static size_t attr_enc_size(const struct dbi_attr *a)
 	return 0;
 }
 
-static int key_cmp(const struct dbi_attr *a, const struct dbi_attr *b)
-{
-	size_t la = attr_key_len(a), lb = attr_key_len(b);
-	int c = memcmp(a->key, b->key, DBI_MIN(la, lb));
-	if (c)
-		return c;
-	return la < lb ? -1 : la > lb;
-}
-
 size_t dbi_attrs_encode(uint8_t *buf, size_t cap, const struct dbi_attr *attrs, size_t n)
 {
-	const struct dbi_attr *sorted[DBI_ATTRS_MAX];
+	/* lengths once per attribute: strlen in the sort's comparisons dominated the cost */
+	struct sorted {
+		const struct dbi_attr *a;
+		uint32_t kl, vl;
+	} sorted[DBI_ATTRS_MAX];
 	size_t m = 0, need = 0;
 	if (n > DBI_ATTRS_MAX)
 		return 0;
-	/* Stable insertion sort; an equal key replaces the earlier one (last wins). */
+	/* Stable insertion sort by key; an equal key replaces the earlier one (last wins). */
 	for (size_t i = 0; i < n; i++) {
 		const struct dbi_attr *a = &attrs[i];
-		if (!a->key || attr_key_len(a) == 0 || attr_key_len(a) > 0xffff || attr_enc_size(a) == 0)
+		if (!a->key)
 			return 0;
+		size_t kl = attr_key_len(a);
+		if (kl == 0 || kl > 0xffff || attr_enc_size(a) == 0)
+			return 0;
+		struct sorted e = {a, (uint32_t)kl, (uint32_t)attr_val_len(a)};
 		size_t j = m;
-		while (j > 0 && key_cmp(sorted[j - 1], a) > 0)
+		int c = 1;
+		while (j > 0) {
+			const struct sorted *p = &sorted[j - 1];
+			c = memcmp(p->a->key, a->key, DBI_MIN(p->kl, e.kl));
+			if (c == 0)
+				c = p->kl < e.kl ? -1 : p->kl > e.kl;
+			if (c <= 0)
+				break;
 			j--;
-		if (j > 0 && key_cmp(sorted[j - 1], a) == 0) {
-			sorted[j - 1] = a;
+		}
+		if (j > 0 && c == 0) {
+			sorted[j - 1] = e;
 			continue;
 		}
 		memmove(&sorted[j + 1], &sorted[j], (m - j) * sizeof(sorted[0]));
-		sorted[j] = a;
+		sorted[j] = e;
 		m++;
 	}
-	for (size_t i = 0; i < m; i++)
-		need += attr_enc_size(sorted[i]);
+	for (size_t i = 0; i < m; i++) {
+		uint8_t t = sorted[i].a->type;
+		need += 3 + sorted[i].kl +
+			((t == DBI_AT_STR || t == DBI_AT_BYTES || t == DBI_AT_ANYPB) ? 4 + sorted[i].vl
+			 : t == DBI_AT_BOOL					      ? 1
+										      : 8);
+	}
 	if (need > cap || need == 0)
 		return 0; /* too big, or empty: the empty set is interned with len 0 directly */
 	uint8_t *p = buf;
 	for (size_t i = 0; i < m; i++) {
-		const struct dbi_attr *a = sorted[i];
-		size_t kl = attr_key_len(a);
+		const struct dbi_attr *a = sorted[i].a;
+		uint32_t kl = sorted[i].kl;
 		put16(&p, (uint16_t)kl);
 		memcpy(p, a->key, kl);
 		p += kl;
@@ -205,14 +217,12 @@ size_t dbi_attrs_encode(uint8_t *buf, size_t cap, const struct dbi_attr *attrs, 
 		switch (a->type) {
 		case DBI_AT_STR:
 		case DBI_AT_BYTES:
-		case DBI_AT_ANYPB: {
-			size_t vl = attr_val_len(a);
-			put32(&p, (uint32_t)vl);
-			if (vl)
-				memcpy(p, a->v.s, vl);
-			p += vl;
+		case DBI_AT_ANYPB:
+			put32(&p, sorted[i].vl);
+			if (sorted[i].vl)
+				memcpy(p, a->v.s, sorted[i].vl);
+			p += sorted[i].vl;
 			break;
-		}
 		case DBI_AT_INT:
 			memcpy(p, &a->v.i, 8);
 			p += 8;
