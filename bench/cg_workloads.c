@@ -77,14 +77,14 @@ static void attrs_work(void *arg)
 		snprintf(v[k], sizeof(v[k]), "value-%d", k);
 	for (int i = 0; i < 100000; i++) {
 		struct dbi_attr a[8] = {
-			{.key = "postgresql.table.name", .type = DBI_AT_STR, .v.s = v[0]},
-			{.key = "postgresql.database.name", .type = DBI_AT_STR, .v.s = v[1]},
-			{.key = "server.address", .type = DBI_AT_STR, .v.s = v[2]},
-			{.key = "server.port", .type = DBI_AT_INT, .v.i = 5432},
-			{.key = "postgresql.schema.name", .type = DBI_AT_STR, .v.s = v[3]},
-			{.key = "state", .type = DBI_AT_STR, .v.s = v[4]},
-			{.key = "service.instance.id", .type = DBI_AT_STR, .v.s = v[5]},
-			{.key = "i", .type = DBI_AT_INT, .v.i = i},
+		        {.key = "postgresql.table.name", .type = DBI_AT_STR, .v.s = v[0]},
+		        {.key = "postgresql.database.name", .type = DBI_AT_STR, .v.s = v[1]},
+		        {.key = "server.address", .type = DBI_AT_STR, .v.s = v[2]},
+		        {.key = "server.port", .type = DBI_AT_INT, .v.i = 5432},
+		        {.key = "postgresql.schema.name", .type = DBI_AT_STR, .v.s = v[3]},
+		        {.key = "state", .type = DBI_AT_STR, .v.s = v[4]},
+		        {.key = "service.instance.id", .type = DBI_AT_STR, .v.s = v[5]},
+		        {.key = "i", .type = DBI_AT_INT, .v.i = i},
 		};
 		sink += dbi_attrs_encode(buf, sizeof(buf), a, 8);
 	}

@@ -24,12 +24,12 @@
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: dbi-collector [--config FILE] [--log-level debug|info|warn|error]\n"
-		   "       dbi-collector validate --config FILE\n"
-		   "       dbi-collector --help | --version\n"
-		   "\n"
-		   "Scrapes PostgreSQL fleets, ingests OTLP and PostgreSQL logs, exports to OpenTelemetry\n"
-		   "backends and Prometheus. Signals: SIGHUP reloads the config, SIGTERM/SIGINT drain and exit.\n"
-		   "The config is YAML in the OpenTelemetry Collector's shape; every component and key:\n\n");
+	           "       dbi-collector validate --config FILE\n"
+	           "       dbi-collector --help | --version\n"
+	           "\n"
+	           "Scrapes PostgreSQL fleets, ingests OTLP and PostgreSQL logs, exports to OpenTelemetry\n"
+	           "backends and Prometheus. Signals: SIGHUP reloads the config, SIGTERM/SIGINT drain and exit.\n"
+	           "The config is YAML in the OpenTelemetry Collector's shape; every component and key:\n\n");
 }
 
 static void version(void)
@@ -117,7 +117,7 @@ static int run(const char *path, const char *cli_level)
 		return 2;
 	}
 	DBI_LOGI("main", "started", "version=%s config=%s pid=%d instance=%s", DBI_VERSION, path, (int)getpid(),
-		 cfg->runtime.shm_name);
+	         cfg->runtime.shm_name);
 
 	for (;;) {
 		struct timespec ts = {0, 100 * 1000 * 1000};
@@ -130,12 +130,13 @@ static int run(const char *path, const char *cli_level)
 			struct dbi_config *ncfg = load(path, &err);
 			if (!ncfg) {
 				DBI_LOGE("main", "reload refused: the new config is invalid; the old one keeps running",
-					 "errors=\"%s\"", err.msg);
+				         "errors=\"%s\"", err.msg);
 				continue;
 			}
 			dbi_err_clear(&err);
 			if (dbi_runtime_reload(rt, ncfg, &err) != DBI_OK) {
-				DBI_LOGE("main", "reload failed; the old config keeps running", "error=\"%s\"", err.msg);
+				DBI_LOGE("main", "reload failed; the old config keeps running", "error=\"%s\"",
+				         err.msg);
 				dbi_config_free(ncfg);
 				continue;
 			}
@@ -147,7 +148,7 @@ static int run(const char *path, const char *cli_level)
 			continue;
 		}
 		DBI_LOGI("main", "stopping: draining pipelines", "signal=%s timeout_ms=%llu", strsignal(sig),
-			 (unsigned long long)(cfg->service.shutdown_timeout / DBI_NSEC_PER_MSEC));
+		         (unsigned long long)(cfg->service.shutdown_timeout / DBI_NSEC_PER_MSEC));
 		if (dbi_runtime_stop(rt, cfg->service.shutdown_timeout) != DBI_OK)
 			DBI_LOGW("main", "shutdown deadline passed before everything drained", "");
 		break;
@@ -155,8 +156,8 @@ static int run(const char *path, const char *cli_level)
 	struct dbi_runtime_totals t;
 	dbi_runtime_totals(rt, &t);
 	DBI_LOGI("main", "stopped", "points_in=%llu points_out=%llu records_in=%llu records_out=%llu dropped=%llu",
-		 (unsigned long long)t.points_in, (unsigned long long)t.points_out, (unsigned long long)t.records_in,
-		 (unsigned long long)t.records_out, (unsigned long long)t.dropped);
+	         (unsigned long long)t.points_in, (unsigned long long)t.points_out, (unsigned long long)t.records_in,
+	         (unsigned long long)t.records_out, (unsigned long long)t.dropped);
 	dbi_runtime_destroy(rt);
 	dbi_config_free(cfg);
 	free_retired();
@@ -180,9 +181,11 @@ static int validate(const char *path)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"config", required_argument, NULL, 'c'}, {"log-level", required_argument, NULL, 'l'},
-		{"help", no_argument, NULL, 'h'},         {"version", no_argument, NULL, 'V'},
-		{NULL, 0, NULL, 0},
+	        {"config", required_argument, NULL, 'c'},
+	        {"log-level", required_argument, NULL, 'l'},
+	        {"help", no_argument, NULL, 'h'},
+	        {"version", no_argument, NULL, 'V'},
+	        {NULL, 0, NULL, 0},
 	};
 	const char *config = NULL, *level = NULL;
 	int do_validate = 0, c;

@@ -40,15 +40,15 @@ enum dbi_circuit_result {
 };
 
 struct dbi_circuit_conf {
-	uint32_t failure_threshold;  /* 5 */
-	uint64_t failure_window_ns;  /* 30 s */
-	double error_ratio;          /* 0.5 */
-	uint32_t min_requests;       /* 10: ratio rule needs this many in the window */
-	uint64_t open_initial_ns;    /* 60 s before the first probe */
-	uint64_t open_max_ns;        /* 5 min */
-	double backoff_multiplier;   /* 2 */
+	uint32_t failure_threshold;   /* 5 */
+	uint64_t failure_window_ns;   /* 30 s */
+	double error_ratio;           /* 0.5 */
+	uint32_t min_requests;        /* 10: ratio rule needs this many in the window */
+	uint64_t open_initial_ns;     /* 60 s before the first probe */
+	uint64_t open_max_ns;         /* 5 min */
+	double backoff_multiplier;    /* 2 */
 	uint32_t half_open_successes; /* 3 */
-	uint64_t slow_call_ns;       /* 5 s: a call slower than this is a timeout failure */
+	uint64_t slow_call_ns;        /* 5 s: a call slower than this is a timeout failure */
 };
 void dbi_circuit_conf_defaults(struct dbi_circuit_conf *c);
 
@@ -56,13 +56,13 @@ void dbi_circuit_conf_defaults(struct dbi_circuit_conf *c);
 
 /* One circuit, in shared memory. */
 struct dbi_circuit {
-	char target[96]; /* "host:port" (what service.instance.id says) */
-	_Atomic uint32_t state;    /* enum dbi_circuit_state */
-	_Atomic uint32_t override; /* enum dbi_circuit_override, written by admin */
-	_Atomic uint32_t reset_req; /* admin asked for a reset */
-	uint32_t half_open_ok;     /* successes so far in half-open */
+	char target[96];                     /* "host:port" (what service.instance.id says) */
+	_Atomic uint32_t state;              /* enum dbi_circuit_state */
+	_Atomic uint32_t override;           /* enum dbi_circuit_override, written by admin */
+	_Atomic uint32_t reset_req;          /* admin asked for a reset */
+	uint32_t half_open_ok;               /* successes so far in half-open */
 	_Atomic uint64_t open_until_wall_ns; /* next probe time when open */
-	uint64_t backoff_ns;                  /* current open interval */
+	uint64_t backoff_ns;                 /* current open interval */
 	_Atomic uint64_t last_change_wall_ns;
 	_Atomic uint64_t transitions;
 	_Atomic uint64_t failures;  /* total */

@@ -14,13 +14,13 @@ extern const struct dbi_component dbi_exporter_nop;
 extern const struct dbi_component dbi_extension_health_check;
 
 const struct dbi_component *const dbi_components[] = {
-	&dbi_receiver_loadgen,
-	&dbi_processor_batch,
-	&dbi_processor_memory_limiter,
-	&dbi_exporter_debug,
-	&dbi_exporter_nop,
-	&dbi_extension_health_check,
-	NULL,
+        &dbi_receiver_loadgen,
+        &dbi_processor_batch,
+        &dbi_processor_memory_limiter,
+        &dbi_exporter_debug,
+        &dbi_exporter_nop,
+        &dbi_extension_health_check,
+        NULL,
 };
 
 const struct dbi_component *dbi_component_find(const char *type, enum dbi_comp_kind kind)

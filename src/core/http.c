@@ -34,7 +34,7 @@ struct req_state {
 static enum MHD_Result answer(struct MHD_Connection *c, const struct dbi_http_response *r)
 {
 	struct MHD_Response *resp =
-	        MHD_create_response_from_buffer(r->body_len, (void *)(uintptr_t)(r->body ? r->body : ""),
+	        MHD_create_response_from_buffer(r->body_len, (void *)(r->body ? r->body : ""),
 	                                        r->free_body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_MUST_COPY);
 	if (!resp)
 		return MHD_NO;

@@ -206,7 +206,7 @@ void dbi_log_emit(struct dbi_log_site *site, enum dbi_log_level lvl, const char 
 	if (suppressed && n > 0 && (size_t)n < sizeof(raw))
 		snprintf(raw + n, sizeof(raw) - (size_t)n, " suppressed=%u", suppressed);
 	/* one event, one line: newlines inside fields (multi-line error lists) become \n */
-	char flat[2400];
+	char flat[2400] = {0};
 	size_t fo = 0;
 	for (const char *p = raw; *p && fo + 3 < sizeof(flat); p++) {
 		if (*p == '\n') {

@@ -200,9 +200,9 @@ size_t dbi_attrs_encode(uint8_t *buf, size_t cap, const struct dbi_attr *attrs, 
 	for (size_t i = 0; i < m; i++) {
 		uint8_t t = sorted[i].a->type;
 		need += 3 + sorted[i].kl +
-			((t == DBI_AT_STR || t == DBI_AT_BYTES || t == DBI_AT_ANYPB) ? 4 + sorted[i].vl
-			 : t == DBI_AT_BOOL					      ? 1
-										      : 8);
+		        ((t == DBI_AT_STR || t == DBI_AT_BYTES || t == DBI_AT_ANYPB) ? 4 + sorted[i].vl
+		         : t == DBI_AT_BOOL                                          ? 1
+		                                                                     : 8);
 	}
 	if (need > cap || need == 0)
 		return 0; /* too big, or empty: the empty set is interned with len 0 directly */

@@ -8,6 +8,7 @@
  * sees all of it. Processor instances are created per (pipeline, processor thread), so
  * stateful processors never share state between threads.
  */
+#include <assert.h>
 #include <errno.h>
 #include <numa.h>
 #include <sched.h>
@@ -252,6 +253,7 @@ static int build(struct dbi_runtime *rt, struct dbi_errbuf *err)
 	const struct dbi_config *cfg = rt->cfg_in;
 	unsigned nrec = 0, nexp = 0, next = 0;
 	rt->nshards = (unsigned)cfg->runtime.processors;
+	assert(rt->nshards >= 1); /* the config loader enforces runtime.threads.processors >= 1 */
 	cpus_init(rt);
 
 	if (stats_block(rt, &rt->rstats, DBI_SK_RUNTIME, "runtime", "runtime", runtime_stat_defs) != DBI_OK)
@@ -347,6 +349,12 @@ static int build(struct dbi_runtime *rt, struct dbi_errbuf *err)
 	rt->rthreads = calloc(rt->nrthreads ? rt->nrthreads : 1, sizeof(*rt->rthreads));
 	if (!rt->rthreads)
 		goto nomem;
+	/* each processor thread takes input from every receiver thread */
+	for (unsigned s = 0; s < rt->nshards; s++) {
+		rt->pthreads[s].in = calloc(rt->nrthreads ? rt->nrthreads : 1, sizeof(*rt->pthreads[s].in));
+		if (!rt->pthreads[s].in)
+			goto nomem;
+	}
 	for (unsigned r = 0, t = 0; r < rt->nreceivers; r++) {
 		struct comp_inst *ci = &rt->receivers[r];
 		unsigned n = receiver_threads(ci->cc, cfg);
@@ -381,20 +389,12 @@ static int build(struct dbi_runtime *rt, struct dbi_errbuf *err)
 				if (!c->out[s])
 					goto nospace;
 				c->out[s]->source = ci->inst.source;
+				pt->in[pt->nin++] = c->out[s];
 			}
 		}
 	}
-	/* Receiver → processor inputs. */
-	for (unsigned s = 0; s < rt->nshards; s++) {
-		struct ptd *pt = &rt->pthreads[s];
-		pt->in = calloc(rt->nrthreads ? rt->nrthreads : 1, sizeof(*pt->in));
-		if (!pt->in)
-			goto nomem;
-		for (unsigned t = 0; t < rt->nrthreads; t++)
-			pt->in[pt->nin++] = rt->rthreads[t].out[s];
-	}
 	/* Processor → exporter chans: one per (processor thread, exporter). */
-	struct chan **echan = calloc((size_t)rt->nshards * (rt->nexporters ? rt->nexporters : 1), sizeof(*echan));
+	struct chan **echan = calloc((size_t)DBI_MAX(1u, rt->nshards) * DBI_MAX(1u, rt->nexporters), sizeof(*echan));
 	if (!echan)
 		goto nomem;
 	for (unsigned s = 0; s < rt->nshards; s++) {

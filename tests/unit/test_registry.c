@@ -19,9 +19,9 @@ static void test_attrs(void **state)
 	(void)state;
 	struct dbi_registry *reg = dbi_registry_create(0);
 	struct dbi_attr a[] = {
-		{.key = "b", .type = DBI_AT_STR, .v.s = "x"},
-		{.key = "a", .type = DBI_AT_INT, .v.i = 3},
-		{.key = "c", .type = DBI_AT_DOUBLE, .v.d = 1.5},
+	        {.key = "b", .type = DBI_AT_STR, .v.s = "x"},
+	        {.key = "a", .type = DBI_AT_INT, .v.i = 3},
+	        {.key = "c", .type = DBI_AT_DOUBLE, .v.d = 1.5},
 	};
 	struct dbi_attr b[] = {a[2], a[0], a[1]};
 	uint32_t ia = dbi_attrs_intern(reg, a, 3), ib = dbi_attrs_intern(reg, b, 3);
@@ -40,7 +40,8 @@ static void test_attrs(void **state)
 	char buf[128];
 	assert_string_equal(dbi_attrs_format(s->enc, s->len, buf, sizeof(buf)), "a=3, b=\"x\", c=1.5");
 	/* duplicates: last wins */
-	struct dbi_attr d[] = {{.key = "k", .type = DBI_AT_STR, .v.s = "1"}, {.key = "k", .type = DBI_AT_STR, .v.s = "2"}};
+	struct dbi_attr d[] = {{.key = "k", .type = DBI_AT_STR, .v.s = "1"},
+	                       {.key = "k", .type = DBI_AT_STR, .v.s = "2"}};
 	uint32_t id = dbi_attrs_intern(reg, d, 2);
 	s = dbi_attrs_get(reg, id);
 	assert_int_equal(s->n, 1);
@@ -148,10 +149,10 @@ static void test_concurrent(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_attrs),
-		cmocka_unit_test(test_metrics_and_series),
-		cmocka_unit_test(test_hash_is_content_based),
-		cmocka_unit_test(test_concurrent),
+	        cmocka_unit_test(test_attrs),
+	        cmocka_unit_test(test_metrics_and_series),
+	        cmocka_unit_test(test_hash_is_content_based),
+	        cmocka_unit_test(test_concurrent),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

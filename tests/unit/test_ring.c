@@ -231,11 +231,11 @@ static void test_bring_stress_two_threads(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_ring_basic),
-		cmocka_unit_test(test_ring_stage_publish),
-		cmocka_unit_test(test_bring_basic),
-		cmocka_unit_test(test_ring_stress_two_threads),
-		cmocka_unit_test(test_bring_stress_two_threads),
+	        cmocka_unit_test(test_ring_basic),
+	        cmocka_unit_test(test_ring_stage_publish),
+	        cmocka_unit_test(test_bring_basic),
+	        cmocka_unit_test(test_ring_stress_two_threads),
+	        cmocka_unit_test(test_bring_stress_two_threads),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

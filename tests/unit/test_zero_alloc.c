@@ -66,12 +66,12 @@ static void test_steady_state_allocates_nothing(void **state)
 #else
 	char yaml[1024];
 	snprintf(yaml, sizeof(yaml),
-		 "receivers: {loadgen: {targets: 50, series_per_target: 100, rate: 0}}\n"
-		 "processors: {batch: {send_batch_size: 2048, timeout: 50ms}}\n"
-		 "exporters: {nop: }\n"
-		 "service: {pipelines: {metrics: {receivers: [loadgen], processors: [batch], exporters: [nop]}}}\n"
-		 "runtime: {shm: {name: dbi.test.zeroalloc.%d}, rings: {points: 16384, bytes: 1MiB}}\n",
-		 (int)getpid());
+	         "receivers: {loadgen: {targets: 50, series_per_target: 100, rate: 0}}\n"
+	         "processors: {batch: {send_batch_size: 2048, timeout: 50ms}}\n"
+	         "exporters: {nop: }\n"
+	         "service: {pipelines: {metrics: {receivers: [loadgen], processors: [batch], exporters: [nop]}}}\n"
+	         "runtime: {shm: {name: dbi.test.zeroalloc.%d}, rings: {points: 16384, bytes: 1MiB}}\n",
+	         (int)getpid());
 	struct dbi_errbuf err;
 	struct dbi_config *cfg = NULL;
 	struct dbi_runtime *rt = NULL;
@@ -116,7 +116,7 @@ static void test_steady_state_allocates_nothing(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_steady_state_allocates_nothing),
+	        cmocka_unit_test(test_steady_state_allocates_nothing),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

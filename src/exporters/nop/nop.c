@@ -127,8 +127,9 @@ static int nop_flush(void *state, struct dbi_next *next, uint64_t deadline)
 	(void)deadline;
 	publish_quantiles(n);
 	DBI_LOGI("nop", "drained", "points=%llu records=%llu seq_sum=%llu",
-		 (unsigned long long)dbi_stats_get(n->st, N_POINTS), (unsigned long long)dbi_stats_get(n->st, N_RECORDS),
-		 (unsigned long long)dbi_stats_get(n->st, N_SEQ_SUM));
+	         (unsigned long long)dbi_stats_get(n->st, N_POINTS),
+	         (unsigned long long)dbi_stats_get(n->st, N_RECORDS),
+	         (unsigned long long)dbi_stats_get(n->st, N_SEQ_SUM));
 	return DBI_OK;
 }
 
