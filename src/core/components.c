@@ -7,6 +7,7 @@
 #include "dbi/component.h"
 
 extern const struct dbi_component dbi_receiver_loadgen;
+extern const struct dbi_component dbi_receiver_otlp;
 extern const struct dbi_component dbi_processor_batch;
 extern const struct dbi_component dbi_processor_memory_limiter;
 extern const struct dbi_component dbi_exporter_debug;
@@ -15,6 +16,7 @@ extern const struct dbi_component dbi_extension_health_check;
 
 const struct dbi_component *const dbi_components[] = {
         &dbi_receiver_loadgen,
+        &dbi_receiver_otlp,
         &dbi_processor_batch,
         &dbi_processor_memory_limiter,
         &dbi_exporter_debug,
