@@ -41,7 +41,8 @@ struct hreq {
 	enum otlp_encoding enc;
 	uint8_t *body;
 	size_t len, cap;
-	int answered; /* a response was queued before the body was complete */
+	int answered;     /* a response was queued before the body was complete */
+	size_t discarded; /* body bytes past the limit, read and dropped */
 };
 
 static const char *const paths[] = {"/v1/metrics", "/v1/logs", "/v1/traces"};
@@ -212,16 +213,22 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		*upload_size = 0; /* refused already: discard the rest */
 		return MHD_YES;
 	}
+	size_t max = otlp_max_msg(h->r, OTLP_HTTP);
 	if (*upload_size) {
-		size_t max = otlp_max_msg(h->r, OTLP_HTTP);
 		otlp_count_bytes_in(h->r, *upload_size);
-		if (q->len + *upload_size > max) {
-			char msg[128];
+		/*
+		 * Past the limit (a chunked body: no Content-Length to refuse up front): read
+		 * and drop the rest so the client can read the 413 (closing on unread data
+		 * resets the connection), but only up to a few times the limit.
+		 */
+		if (q->discarded || q->len + *upload_size > max) {
+			q->discarded += *upload_size;
 			*upload_size = 0;
-			q->answered = 1;
-			otlp_count_outcome(h->r, OTLP_HTTP, OTLP_OUT_TOO_LARGE);
-			snprintf(msg, sizeof(msg), "body larger than max_recv_msg_size_mib (%zu bytes)", max);
-			return send_status(c, MHD_HTTP_CONTENT_TOO_LARGE, q->json, GRPC_RESOURCE_EXHAUSTED, msg, 0);
+			if (q->discarded > 4 * max) {
+				otlp_count_outcome(h->r, OTLP_HTTP, OTLP_OUT_TOO_LARGE);
+				return MHD_NO;
+			}
+			return MHD_YES;
 		}
 		if (q->len + *upload_size > q->cap) {
 			size_t cap = DBI_MAX(q->cap * 2, q->len + *upload_size);
@@ -235,6 +242,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		q->len += *upload_size;
 		*upload_size = 0;
 		return MHD_YES;
+	}
+	if (q->discarded) {
+		char msg[128];
+		q->answered = 1;
+		otlp_count_outcome(h->r, OTLP_HTTP, OTLP_OUT_TOO_LARGE);
+		snprintf(msg, sizeof(msg), "body larger than max_recv_msg_size_mib (%zu bytes)", max);
+		return send_status(c, MHD_HTTP_CONTENT_TOO_LARGE, q->json, GRPC_RESOURCE_EXHAUSTED, msg, 0);
 	}
 	return on_body(h, c, q);
 }
