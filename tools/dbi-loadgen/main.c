@@ -225,8 +225,8 @@ struct lg_req {
 
 static int lg_req_init(struct lg_req *r, size_t n)
 {
-	static const char *const rk[] = {"service.name", "host.name"};
-	static const char *const rv[] = {"dbi-loadgen", "loadgen-host"};
+	static char rk[][16] = {"service.name", "host.name"};
+	static char rv[][16] = {"dbi-loadgen", "loadgen-host"};
 	memset(r, 0, sizeof(*r));
 	r->n = n;
 	r->pts = calloc(n, sizeof(*r->pts));
@@ -247,8 +247,8 @@ static int lg_req_init(struct lg_req *r, size_t n)
 		opentelemetry__proto__common__v1__key_value__init(&r->res_kv[i]);
 		opentelemetry__proto__common__v1__any_value__init(&r->res_v[i]);
 		r->res_v[i].value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE;
-		r->res_v[i].string_value = (char *)(uintptr_t)rv[i];
-		r->res_kv[i].key = (char *)(uintptr_t)rk[i];
+		r->res_v[i].string_value = rv[i];
+		r->res_kv[i].key = rk[i];
 		r->res_kv[i].value = &r->res_v[i];
 		r->res_kvs[i] = &r->res_kv[i];
 	}
@@ -364,11 +364,13 @@ static int otlp_mode(int argc, char **argv)
 	uint64_t *lat = malloc(maxlat * sizeof(*lat));
 	size_t cap = 1 << 20;
 	uint8_t *buf = malloc(cap), *zbuf = malloc(cap);
+	struct curl_slist *hdrs = NULL;
+	int ret = 1;
 	if (lg_req_init(&rq, (size_t)ppr) != DBI_OK || !curl || !lat || !buf || !zbuf) {
 		fprintf(stderr, "dbi-loadgen: out of memory\n");
-		return 1;
+		goto out;
 	}
-	struct curl_slist *hdrs = curl_slist_append(NULL, "Content-Type: application/x-protobuf");
+	hdrs = curl_slist_append(NULL, "Content-Type: application/x-protobuf");
 	if (use_gzip)
 		hdrs = curl_slist_append(hdrs, "Content-Encoding: gzip");
 	curl_easy_setopt(curl, CURLOPT_URL, url);
@@ -398,11 +400,15 @@ static int otlp_mode(int argc, char **argv)
 		        opentelemetry__proto__collector__metrics__v1__export_metrics_service_request__get_packed_size(
 		                &rq.req);
 		if (len > cap) {
+			uint8_t *nb = realloc(buf, len * 2), *nz = nb ? realloc(zbuf, len * 2) : NULL;
+			if (nb)
+				buf = nb;
+			if (!nb || !nz) {
+				fprintf(stderr, "dbi-loadgen: out of memory\n");
+				goto out;
+			}
+			zbuf = nz;
 			cap = len * 2;
-			buf = realloc(buf, cap);
-			zbuf = realloc(zbuf, cap);
-			if (!buf || !zbuf)
-				return 1;
 		}
 		opentelemetry__proto__collector__metrics__v1__export_metrics_service_request__pack(&rq.req, buf);
 		const uint8_t *body = buf;
@@ -440,6 +446,7 @@ static int otlp_mode(int argc, char **argv)
 	}
 	double secs = (double)(dbi_mono_ns() - t0) / 1e9;
 	qsort(lat, nlat, sizeof(*lat), cmp_u64);
+	size_t i50 = nlat / 2, i99 = nlat ? (size_t)floor((double)(nlat - 1) * 0.99) : 0;
 	printf("{\"mode\":\"otlp\",\"endpoint\":\"%s\",\"rate\":%ld,\"points_per_request\":%ld,\"series\":%ld,"
 	       "\"gzip\":%s,\"seconds\":%.3f,\"requests\":%llu,\"points\":%llu,\"points_per_sec\":%.0f,"
 	       "\"bytes_sent\":%llu,\"errors\":{",
@@ -454,16 +461,18 @@ static int otlp_mode(int argc, char **argv)
 	}
 	if (conn_errors)
 		printf("%s\"connection\":%llu", sep, (unsigned long long)conn_errors);
-	printf("},\"latency_ms\":{\"p50\":%.3f,\"p99\":%.3f,\"max\":%.3f}}\n", nlat ? (double)lat[nlat / 2] / 1e6 : 0.0,
-	       nlat ? (double)lat[(size_t)floor((double)(nlat - 1) * 0.99)] / 1e6 : 0.0,
-	       nlat ? (double)lat[nlat - 1] / 1e6 : 0.0);
+	printf("},\"latency_ms\":{\"p50\":%.3f,\"p99\":%.3f,\"max\":%.3f}}\n", nlat ? (double)lat[i50] / 1e6 : 0.0,
+	       nlat ? (double)lat[i99] / 1e6 : 0.0, nlat ? (double)lat[nlat - 1] / 1e6 : 0.0);
+	ret = conn_errors == requests && requests ? 1 : 0;
+out:
 	curl_slist_free_all(hdrs);
-	curl_easy_cleanup(curl);
+	if (curl)
+		curl_easy_cleanup(curl);
 	lg_req_free(&rq);
 	free(lat);
 	free(buf);
 	free(zbuf);
-	return conn_errors == requests && requests ? 1 : 0;
+	return ret;
 }
 
 int main(int argc, char **argv)

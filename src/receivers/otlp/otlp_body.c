@@ -13,6 +13,7 @@
 #include <string.h>
 #include <strings.h>
 
+#define ZLIB_CONST
 #include <zlib.h>
 #ifdef DBI_HAVE_ZSTD
 #include <zstd.h>
@@ -77,7 +78,7 @@ static int inflate_body(int window_bits, const uint8_t *in, size_t inlen, size_t
 		snprintf(why, whylen, "cannot start the decompressor");
 		return OTLP_BODY_CORRUPT;
 	}
-	z.next_in = (Bytef *)(uintptr_t)in;
+	z.next_in = in;
 	z.avail_in = (uInt)inlen;
 	for (;;) {
 		if (len == cap && grow(&buf, &cap, len + 1, max_out) != DBI_OK) {
@@ -266,7 +267,8 @@ static int finish(const ProtobufCMessage *m, int json, uint8_t **out, size_t *le
 int otlp_response(enum otlp_signal sig, int json, const struct otlp_result *r, uint8_t **out, size_t *len)
 {
 	int64_t rejected = (int64_t)otlp_result_rejected(r);
-	char *msg = (char *)(uintptr_t)r->msg;
+	char msg[sizeof(r->msg)];
+	memcpy(msg, r->msg, sizeof(msg));
 	if (sig == OTLP_METRICS) {
 		Opentelemetry__Proto__Collector__Metrics__V1__ExportMetricsServiceResponse resp =
 		        OPENTELEMETRY__PROTO__COLLECTOR__METRICS__V1__EXPORT_METRICS_SERVICE_RESPONSE__INIT;

@@ -82,10 +82,16 @@ static const char *const methods[] = {
 
 /* ---- responses ---- */
 
-#define NV(n, v)                                                                                                       \
-	{                                                                                                              \
-		(uint8_t *)(uintptr_t)(n), (uint8_t *)(uintptr_t)(v), strlen(n), strlen(v), NGHTTP2_NV_FLAG_NONE       \
-	}
+/* nghttp2 takes non-const pointers but copies the bytes (no NO_COPY flags here). */
+static nghttp2_nv nv(const char *name, const char *value)
+{
+	union {
+		const char *c;
+		uint8_t *u;
+	} n = {.c = name}, v = {.c = value};
+	nghttp2_nv r = {n.u, v.u, strlen(name), strlen(value), NGHTTP2_NV_FLAG_NONE};
+	return r;
+}
 
 /* grpc-message is percent-encoded: everything outside printable ASCII, and '%'. */
 static void pct_encode(const char *in, char *out, size_t cap)
@@ -130,29 +136,29 @@ static void trailers_only(struct gconn *k, struct gstream *st, unsigned http_sta
                           uint64_t retry_ns)
 {
 	char status[8], scode[8], pmsg[768], details[512];
-	nghttp2_nv nv[6];
+	nghttp2_nv hdr[6];
 	size_t n = 0;
 	snprintf(status, sizeof(status), "%u", http_status);
 	snprintf(scode, sizeof(scode), "%d", code);
 	pct_encode(msg, pmsg, sizeof(pmsg));
-	nv[n++] = (nghttp2_nv)NV(":status", status);
-	nv[n++] = (nghttp2_nv)NV("content-type", "application/grpc");
-	nv[n++] = (nghttp2_nv)NV("grpc-status", scode);
+	hdr[n++] = nv(":status", status);
+	hdr[n++] = nv("content-type", "application/grpc");
+	hdr[n++] = nv("grpc-status", scode);
 	if (*pmsg)
-		nv[n++] = (nghttp2_nv)NV("grpc-message", pmsg);
+		hdr[n++] = nv("grpc-message", pmsg);
 	if (retry_ns) {
 		uint8_t *sb;
 		size_t sl;
 		if (otlp_status(0, code, msg, retry_ns, &sb, &sl) == DBI_OK) {
 			if (sl * 4 / 3 + 8 < sizeof(details)) {
 				base64(sb, sl, details, sizeof(details));
-				nv[n++] = (nghttp2_nv)NV("grpc-status-details-bin", details);
+				hdr[n++] = nv("grpc-status-details-bin", details);
 			}
 			free(sb);
 		}
 	}
 	st->answered = 1;
-	nghttp2_submit_response(k->s, st->id, nv, n, NULL);
+	nghttp2_submit_response(k->s, st->id, hdr, n, NULL);
 }
 
 static ssize_t read_resp(nghttp2_session *s, int32_t id, uint8_t *buf, size_t length, uint32_t *flags,
@@ -164,7 +170,7 @@ static ssize_t read_resp(nghttp2_session *s, int32_t id, uint8_t *buf, size_t le
 	memcpy(buf, st->resp + st->resp_off, n);
 	st->resp_off += n;
 	if (st->resp_off == st->resp_len) {
-		nghttp2_nv tr[] = {NV("grpc-status", "0")};
+		nghttp2_nv tr[] = {nv("grpc-status", "0")};
 		*flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
 		if (nghttp2_submit_trailer(s, id, tr, DBI_ARRAY_LEN(tr)) != 0)
 			return NGHTTP2_ERR_CALLBACK_FAILURE;
@@ -196,10 +202,10 @@ static void respond_ok(struct gconn *k, struct gstream *st, enum otlp_signal sig
 	st->resp_len = len + 5;
 	st->resp_off = 0;
 	st->answered = 1;
-	nghttp2_nv nv[] = {NV(":status", "200"), NV("content-type", "application/grpc"),
-	                   NV("grpc-accept-encoding", "identity,gzip,deflate")};
+	nghttp2_nv hdr[] = {nv(":status", "200"), nv("content-type", "application/grpc"),
+	                    nv("grpc-accept-encoding", "identity,gzip,deflate")};
 	nghttp2_data_provider dp = {.source.ptr = st, .read_callback = read_resp};
-	nghttp2_submit_response(k->s, st->id, nv, DBI_ARRAY_LEN(nv), &dp);
+	nghttp2_submit_response(k->s, st->id, hdr, DBI_ARRAY_LEN(hdr), &dp);
 }
 
 /* The whole request is in: check it, hand it on, answer. */
@@ -603,12 +609,16 @@ int otlp_grpc_start(struct otlp_grpc **out, struct otlp_recv *r, const struct db
 		dbi_err_add(err, "otlp: out of memory");
 		return DBI_ERR;
 	}
-	struct sockaddr_storage sa;
+	struct sockaddr_storage sa = {0};
 	socklen_t sl = sizeof(sa);
 	g->port = ep->port;
-	if (getsockname(fd, (struct sockaddr *)&sa, &sl) == 0)
-		g->port = ntohs(sa.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&sa)->sin6_port
-		                                         : ((struct sockaddr_in *)&sa)->sin_port);
+	if (getsockname(fd, (struct sockaddr *)&sa, &sl) == 0) {
+		struct sockaddr_in6 s6;
+		struct sockaddr_in s4;
+		memcpy(&s6, &sa, sizeof(s6));
+		memcpy(&s4, &sa, sizeof(s4));
+		g->port = ntohs(sa.ss_family == AF_INET6 ? s6.sin6_port : s4.sin_port);
+	}
 	g->r = r;
 	g->lst.tag = TAG_LISTEN;
 	g->lst.fd = fd;
@@ -638,8 +648,9 @@ unsigned otlp_grpc_connections(const struct otlp_grpc *g)
 
 void otlp_grpc_close_all(struct otlp_grpc *g)
 {
-	while (g->conns) {
-		struct gconn *k = g->conns;
+	struct gconn *next;
+	for (struct gconn *k = g->conns; k; k = next) {
+		next = k->next;
 		nghttp2_submit_goaway(k->s, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(k->s),
 		                      NGHTTP2_NO_ERROR, NULL, 0);
 		conn_flush(k);
@@ -654,8 +665,11 @@ void otlp_grpc_stop(struct otlp_grpc *g)
 {
 	if (!g)
 		return;
-	while (g->conns)
-		conn_close(g->conns);
+	struct gconn *next;
+	for (struct gconn *k = g->conns; k; k = next) {
+		next = k->next;
+		conn_close(k);
+	}
 	close(g->lst.fd);
 	free(g);
 }
