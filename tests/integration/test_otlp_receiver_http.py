@@ -8,6 +8,7 @@ import os
 import socket
 import sys
 import threading
+import time
 import unittest
 import zlib
 
@@ -194,6 +195,29 @@ class HttpAuthAndLimits(unittest.TestCase):
             st, _, body = ot.request(c.http_port, "/v1/metrics", ot.gauge_request(9, attr_base=100), headers=auth)
             self.assertEqual((st, ot.partial_success(body)[0]), (200, 0))
             self.assertNotIn("s3cret", c.stderr())
+            self.assertEqual(c.stop(), 0)
+
+    def test_connection_limits(self):
+        cfg = ot.config(extra="    protocols: {{grpc: {{endpoint: 127.0.0.1:{grpc}, max_connections: 2}}, "
+                              "http: {{endpoint: 127.0.0.1:{http}, max_connections: 2}}}}")
+        cfg = cfg.replace("    protocols: {{grpc: {{endpoint: 127.0.0.1:{grpc}}}, http: {{endpoint: 127.0.0.1:{http}}}}}\n", "", 1)
+        with ot.Collector(cfg) as c:
+            for port in (c.http_port, c.grpc_port):
+                idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(2)]
+                time.sleep(0.3)
+                extra = socket.create_connection(("127.0.0.1", port), timeout=5)
+                if port == c.http_port:
+                    extra.sendall(b"POST /v1/metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+                try:
+                    got = extra.recv(100)
+                except OSError:
+                    got = b""
+                self.assertEqual(got, b"", "connection over the limit must be closed")
+                extra.close()
+                for s in idle:
+                    s.close()
+                time.sleep(0.3)
+            self.assertEqual(ot.request(c.http_port, "/v1/metrics", ot.gauge_request(1))[0], 200)
             self.assertEqual(c.stop(), 0)
 
     def test_signal_without_pipeline_is_404(self):
