@@ -198,8 +198,8 @@ class HttpAuthAndLimits(unittest.TestCase):
             self.assertEqual(c.stop(), 0)
 
     def test_connection_limits(self):
-        cfg = ot.config(extra="    protocols: {{grpc: {{endpoint: 127.0.0.1:{grpc}, max_connections: 2}}, "
-                              "http: {{endpoint: 127.0.0.1:{http}, max_connections: 2}}}}")
+        cfg = ot.config(extra="    protocols: {{grpc: {{endpoint: 127.0.0.1:{grpc}, max_connections: 2, "
+                              "max_connection_idle: 1s}}, http: {{endpoint: 127.0.0.1:{http}, max_connections: 2}}}}")
         cfg = cfg.replace("    protocols: {{grpc: {{endpoint: 127.0.0.1:{grpc}}}, http: {{endpoint: 127.0.0.1:{http}}}}}\n", "", 1)
         with ot.Collector(cfg) as c:
             for port in (c.http_port, c.grpc_port):
@@ -218,6 +218,23 @@ class HttpAuthAndLimits(unittest.TestCase):
                     s.close()
                 time.sleep(0.3)
             self.assertEqual(ot.request(c.http_port, "/v1/metrics", ot.gauge_request(1))[0], 200)
+            # an idle gRPC connection is told GOAWAY (frame type 7) and closed
+            s = socket.create_connection(("127.0.0.1", c.grpc_port), timeout=10)
+            s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+            t0, data = time.time(), b""
+            while True:
+                more = s.recv(4096)
+                if not more:
+                    break
+                data += more
+            s.close()
+            self.assertGreaterEqual(time.time() - t0, 0.9)
+            frames, i = [], 0
+            while i + 9 <= len(data):
+                n = int.from_bytes(data[i : i + 3], "big")
+                frames.append(data[i + 3])
+                i += 9 + n
+            self.assertIn(7, frames)
             self.assertEqual(c.stop(), 0)
 
     def test_signal_without_pipeline_is_404(self):

@@ -32,6 +32,7 @@ struct otlp_cfg {
 	int64_t grpc_max_mib;
 	int64_t grpc_max_conns;
 	int64_t grpc_max_streams;
+	uint64_t grpc_max_idle;
 	bool http_enabled;
 	struct dbi_endpoint http_ep;
 	int64_t http_max_mib;
@@ -74,6 +75,11 @@ static const struct dbi_conf_key otlp_keys[] = {
          .min = 1,
          .max = 1024,
          .doc = "concurrent requests per gRPC connection (HTTP/2 SETTINGS)"},
+        {.name = "protocols.grpc.max_connection_idle",
+         .type = DBI_CT_DURATION,
+         .offset = offsetof(struct otlp_cfg, grpc_max_idle),
+         .def = "5m",
+         .doc = "close (GOAWAY) gRPC connections that sent nothing for this long; 0 = never"},
         {.name = "protocols.http.enabled",
          .type = DBI_CT_BOOL,
          .offset = offsetof(struct otlp_cfg, http_enabled),
@@ -287,7 +293,7 @@ static int otlp_start(void *state, struct dbi_errbuf *err)
 	    otlp_http_start(&r->http, r, &cfg->http_ep, (unsigned)cfg->http_max_conns, err) != DBI_OK)
 		goto fail;
 	if (cfg->grpc_enabled && otlp_grpc_start(&r->grpc, r, &cfg->grpc_ep, (unsigned)cfg->grpc_max_conns,
-	                                         (unsigned)cfg->grpc_max_streams, err) != DBI_OK)
+	                                         (unsigned)cfg->grpc_max_streams, cfg->grpc_max_idle, err) != DBI_OK)
 		goto fail;
 	DBI_LOGI(r->inst->id, "listening", "http=%u grpc=%u auth=%s", r->http ? otlp_http_port(r->http) : 0,
 	         r->grpc ? otlp_grpc_port(r->grpc) : 0, cfg->bearer_token && *cfg->bearer_token ? "bearer" : "none");
@@ -549,6 +555,8 @@ static int otlp_run(void *state, struct dbi_rctx *c)
 			dbi_stats_set(r->st, S_CONN_GRPC, r->grpc ? otlp_grpc_connections(r->grpc) : 0);
 			dbi_rctx_flush(c); /* stats and heartbeat */
 			last_flush = now;
+			if (r->grpc)
+				otlp_grpc_sweep(r->grpc, now);
 		}
 	}
 	/* last turn: whoever is mid-request hears 503 / UNAVAILABLE, gRPC clients GOAWAY */

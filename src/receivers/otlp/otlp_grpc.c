@@ -31,6 +31,7 @@
 
 #include <nghttp2/nghttp2.h>
 
+#include "dbi/clock.h"
 #include "dbi/config.h"
 #include "dbi/log.h"
 #include "otlp_int.h"
@@ -49,8 +50,8 @@ struct gconn {
 	nghttp2_session *s;
 	uint8_t *out; /* bytes nghttp2 produced that the socket has not taken yet */
 	size_t out_len, out_off, out_cap;
-	int want_out; /* registered for EPOLLOUT */
-	int dead;
+	int want_out;     /* registered for EPOLLOUT */
+	uint64_t last_in; /* mono ns of the last bytes read */
 	struct gconn *prev, *next;
 };
 
@@ -71,6 +72,7 @@ struct otlp_grpc {
 	int epfd;
 	struct glisten lst;
 	unsigned port, nconns, max_conns, max_streams;
+	uint64_t max_idle_ns; /* 0 = never close idle connections */
 	struct gconn *conns;
 };
 
@@ -486,6 +488,7 @@ static int conn_read(struct gconn *k)
 			break;
 		if (n <= 0)
 			return DBI_ERR;
+		k->last_in = dbi_mono_ns();
 		if (nghttp2_session_mem_recv(k->s, buf, (size_t)n) < 0)
 			return DBI_ERR;
 		if (k->out_len)
@@ -532,6 +535,7 @@ static void conn_accept(struct otlp_grpc *g)
 		k->tag = TAG_CONN;
 		k->fd = fd;
 		k->g = g;
+		k->last_in = dbi_mono_ns();
 		nghttp2_settings_entry iv[] = {
 		        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, g->max_streams},
 		        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1u << 20},
@@ -578,7 +582,7 @@ void otlp_grpc_event(struct otlp_grpc *g, void *ptr, uint32_t events)
 /* ---- life cycle ---- */
 
 int otlp_grpc_start(struct otlp_grpc **out, struct otlp_recv *r, const struct dbi_endpoint *ep,
-                    unsigned max_connections, unsigned max_streams, struct dbi_errbuf *err)
+                    unsigned max_connections, unsigned max_streams, uint64_t max_idle_ns, struct dbi_errbuf *err)
 {
 	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE},
 	                *ai = NULL;
@@ -625,6 +629,7 @@ int otlp_grpc_start(struct otlp_grpc **out, struct otlp_recv *r, const struct db
 	g->epfd = -1;
 	g->max_conns = max_connections;
 	g->max_streams = max_streams;
+	g->max_idle_ns = max_idle_ns;
 	*out = g;
 	return DBI_OK;
 }
@@ -644,6 +649,23 @@ unsigned otlp_grpc_port(const struct otlp_grpc *g)
 unsigned otlp_grpc_connections(const struct otlp_grpc *g)
 {
 	return g->nconns;
+}
+
+/* Say GOAWAY to connections that sent nothing for max_idle_ns (they hold a slot). */
+void otlp_grpc_sweep(struct otlp_grpc *g, uint64_t now)
+{
+	struct gconn *next;
+	if (!g->max_idle_ns)
+		return;
+	for (struct gconn *k = g->conns; k; k = next) {
+		next = k->next;
+		if (now - k->last_in < g->max_idle_ns)
+			continue;
+		nghttp2_submit_goaway(k->s, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(k->s),
+		                      NGHTTP2_NO_ERROR, NULL, 0);
+		conn_flush(k);
+		conn_close(k);
+	}
 }
 
 void otlp_grpc_close_all(struct otlp_grpc *g)

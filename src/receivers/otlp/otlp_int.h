@@ -188,13 +188,15 @@ void otlp_http_stop(struct otlp_http *h);
 
 struct otlp_grpc;
 int otlp_grpc_start(struct otlp_grpc **out, struct otlp_recv *r, const struct dbi_endpoint *ep,
-                    unsigned max_connections, unsigned max_streams, struct dbi_errbuf *err);
+                    unsigned max_connections, unsigned max_streams, uint64_t max_idle_ns, struct dbi_errbuf *err);
 /* Register the listening socket with epfd; connections register themselves. */
 int otlp_grpc_attach(struct otlp_grpc *g, int epfd);
 /* An epoll event whose data.ptr belongs to the gRPC front end. */
 void otlp_grpc_event(struct otlp_grpc *g, void *ptr, uint32_t events);
 unsigned otlp_grpc_port(const struct otlp_grpc *g);
 unsigned otlp_grpc_connections(const struct otlp_grpc *g);
+/* Close (GOAWAY) connections idle for longer than max_connection_idle. */
+void otlp_grpc_sweep(struct otlp_grpc *g, uint64_t now_mono_ns);
 /* Say goodbye (GOAWAY) to every client and close; used when the receiver stops. */
 void otlp_grpc_close_all(struct otlp_grpc *g);
 void otlp_grpc_stop(struct otlp_grpc *g);
