@@ -14,6 +14,8 @@ extern const struct dbi_component dbi_exporter_debug;
 extern const struct dbi_component dbi_exporter_nop;
 extern const struct dbi_component dbi_extension_health_check;
 
+/* one line each, so parallel additions merge cleanly (clang-format would pack them) */
+/* clang-format off */
 const struct dbi_component *const dbi_components[] = {
         &dbi_receiver_loadgen,
         &dbi_receiver_otlp,
@@ -24,6 +26,7 @@ const struct dbi_component *const dbi_components[] = {
         &dbi_extension_health_check,
         NULL,
 };
+/* clang-format on */
 
 const struct dbi_component *dbi_component_find(const char *type, enum dbi_comp_kind kind)
 {
