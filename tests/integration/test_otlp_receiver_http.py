@@ -26,7 +26,9 @@ class HttpReceiver(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         rc = cls.c.stop()
-        assert rc == 0, "collector exit %s\n%s" % (rc, cls.c.stderr())
+        err = cls.c.stderr()
+        cls.c.kill()  # removes what is left
+        assert rc == 0, "collector exit %s\n%s" % (rc, err)
 
     def post(self, body, path="/v1/metrics", ctype=PB, **kw):
         return ot.request(self.c.http_port, path, body, ctype=ctype, **kw)

@@ -9,6 +9,7 @@
 import http.client
 import json
 import os
+import shutil
 import signal
 import socket
 import struct
@@ -264,9 +265,16 @@ class Collector:
         return rc
 
     def kill(self):
+        """Make sure nothing is left: the process, its segment (SIGKILL skips the
+        collector's own cleanup), the temp dir."""
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+        try:
+            os.unlink(os.path.join("/dev/shm", self.shm))
+        except OSError:
+            pass
+        shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self):
         return self
