@@ -118,6 +118,13 @@ void dbi_registry_destroy(struct dbi_registry *reg);
  */
 uint32_t dbi_attrs_intern(struct dbi_registry *reg, const struct dbi_attr *attrs, size_t n);
 uint32_t dbi_attrs_intern_enc(struct dbi_registry *reg, const uint8_t *enc, size_t len);
+/*
+ * The id of an already interned attribute set, or 0: never inserts. Receivers use it
+ * once the series limit is reached, so refused data cannot grow the registry.
+ */
+uint32_t dbi_attrs_lookup_enc(struct dbi_registry *reg, const uint8_t *enc, size_t len);
+/* 1 when no new series can be interned (runtime.max_series reached). */
+int dbi_registry_series_full(const struct dbi_registry *reg);
 uint32_t dbi_metric_intern(struct dbi_registry *reg, const struct dbi_metric_def *def);
 uint32_t dbi_scope_intern(struct dbi_registry *reg, const char *name, const char *version);
 uint32_t dbi_series_intern(struct dbi_registry *reg, uint32_t metric, uint32_t resource, uint32_t scope,

@@ -7,14 +7,18 @@
 #include "dbi/component.h"
 
 extern const struct dbi_component dbi_receiver_loadgen;
+extern const struct dbi_component dbi_receiver_otlp;
 extern const struct dbi_component dbi_processor_batch;
 extern const struct dbi_component dbi_processor_memory_limiter;
 extern const struct dbi_component dbi_exporter_debug;
 extern const struct dbi_component dbi_exporter_nop;
 extern const struct dbi_component dbi_extension_health_check;
 
+/* one line each, so parallel additions merge cleanly (clang-format would pack them) */
+/* clang-format off */
 const struct dbi_component *const dbi_components[] = {
         &dbi_receiver_loadgen,
+        &dbi_receiver_otlp,
         &dbi_processor_batch,
         &dbi_processor_memory_limiter,
         &dbi_exporter_debug,
@@ -22,6 +26,7 @@ const struct dbi_component *const dbi_components[] = {
         &dbi_extension_health_check,
         NULL,
 };
+/* clang-format on */
 
 const struct dbi_component *dbi_component_find(const char *type, enum dbi_comp_kind kind)
 {

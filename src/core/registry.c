@@ -532,6 +532,13 @@ uint32_t dbi_attrs_intern_enc(struct dbi_registry *reg, const uint8_t *enc, size
 	return s ? s->id : 0;
 }
 
+uint32_t dbi_attrs_lookup_enc(struct dbi_registry *reg, const uint8_t *enc, size_t len)
+{
+	struct attrs_key key = {enc, len};
+	const struct dbi_attrset *s = lookup(&reg->t[OBJ_ATTRS], dbi_hash64(enc, len, 0xa77), attrs_match, &key);
+	return s ? s->id : 0;
+}
+
 uint32_t dbi_attrs_intern(struct dbi_registry *reg, const struct dbi_attr *attrs, size_t n)
 {
 	uint8_t buf[16384];
@@ -694,6 +701,11 @@ uint32_t dbi_series_intern(struct dbi_registry *reg, uint32_t metric, uint32_t r
 const struct dbi_series *dbi_series_get(const struct dbi_registry *reg, uint32_t id)
 {
 	return get_obj(&reg->t[OBJ_SERIES], id);
+}
+
+int dbi_registry_series_full(const struct dbi_registry *reg)
+{
+	return atomic_load_explicit(&reg->t[OBJ_SERIES].ids.count, memory_order_relaxed) >= reg->max_series;
 }
 
 uint32_t dbi_series_max_id(const struct dbi_registry *reg)

@@ -12,7 +12,12 @@
 
 #include "dbi/clock.h"
 #include "dbi/component.h"
+#include "dbi/otlp_json.h"
+#include "dbi/otlp_pb.h"
 #include "dbi/registry.h"
+#include "opentelemetry/proto/logs/v1/logs.pb-c.h"
+#include "opentelemetry/proto/metrics/v1/metrics.pb-c.h"
+#include "opentelemetry/proto/trace/v1/trace.pb-c.h"
 
 struct debug_cfg {
 	int verbosity;
@@ -170,6 +175,20 @@ static void print_hist(struct debug *d, const struct dbi_rec_hdr *h)
 		emit(d, "  resource: {%s}\n", res);
 }
 
+/* detailed: the OTLP message a record carries, as one line of OTLP/JSON */
+static void print_otlp(struct debug *d, const ProtobufCMessageDescriptor *desc, const uint8_t *pb, size_t len)
+{
+	ProtobufCMessage *m = NULL;
+	char *json = NULL;
+	size_t jlen;
+	if (d->cfg->verbosity != V_DETAILED || dbi_otlp_pb_unpack(desc, pb, len, &m, NULL) != DBI_OK)
+		return;
+	if (dbi_otlp_json_encode(m, &json, &jlen) == DBI_OK)
+		emit(d, "  otlp: %.*s\n", (int)DBI_MIN(jlen, 3000), json);
+	free(json);
+	protobuf_c_message_free_unpacked(m, NULL);
+}
+
 static void print_record(struct debug *d, const struct dbi_rec_hdr *h)
 {
 	if (h->type == DBI_REC_HIST) {
@@ -185,9 +204,21 @@ static void print_record(struct debug *d, const struct dbi_rec_hdr *h)
 			dbi_attrs_format(ra->enc, ra->len, res, sizeof(res));
 		emit(d, "%s at %s (%u bytes OTLP) resource {%s}\n", what, dbi_fmt_time(r->time_ns, ts, sizeof(ts)),
 		     r->pb_len, res);
+		print_otlp(d,
+		           h->type == DBI_REC_LOG ? &opentelemetry__proto__logs__v1__log_record__descriptor
+		                                  : &opentelemetry__proto__trace__v1__span__descriptor,
+		           dbi_otlp_rec_pb(r), r->pb_len);
 		return;
 	}
 	emit(d, "%s record (%u bytes)\n", what, h->len);
+	if (h->type == DBI_REC_EXPHIST || h->type == DBI_REC_SUMMARY) {
+		const struct dbi_otlp_point_rec *r = (const struct dbi_otlp_point_rec *)h;
+		print_otlp(d,
+		           h->type == DBI_REC_EXPHIST
+		                   ? &opentelemetry__proto__metrics__v1__exponential_histogram_data_point__descriptor
+		                   : &opentelemetry__proto__metrics__v1__summary_data_point__descriptor,
+		           (const uint8_t *)(r + 1), r->pb_len);
+	}
 }
 
 static int debug_consume(void *state, struct dbi_batch *b, struct dbi_next *next)
