@@ -638,6 +638,36 @@ static void test_steady_state_allocates_nothing(void **state)
 	fx_free(&f);
 }
 
+/* A statement that stays in the top-N keeps its series; only newcomers are interned. */
+static void test_series_kept_across_scrapes(void **state)
+{
+	enum { N = 30 };
+	struct fx f;
+	struct dbi_pgss_row r[N];
+	(void)state;
+	fx_init(&f, 10, DBI_PGSS_API_1_10);
+	for (int i = 0; i < N; i++)
+		r[i] = row(5, 10, i + 1, 0, 0);
+	scrape(&f, T0, r, N, NULL, NULL, true);
+	/* round k: statements [lo, lo + 10) are busiest */
+	static const int lo[] = {0, 5, 0, 5, 20};
+	static const uint64_t want[] = {10, 5, 0, 0, 10};
+	for (size_t k = 0; k < DBI_ARRAY_LEN(lo); k++) {
+		for (int i = 0; i < N; i++) {
+			bool hot = i >= lo[k] && i < lo[k] + 10;
+			r[i].v.c[DBI_PGSS_C_CALLS] += 1;
+			r[i].v.t[DBI_PGSS_T_EXEC] += hot ? 100.0 + i : 1.0;
+		}
+		uint64_t before = dbi_pgss_get_stats(f.s)->series_interns;
+		scrape(&f, T0 + (k + 1) * SEC, r, N, NULL, NULL, true);
+		assert_int_equal(dbi_pgss_get_stats(f.s)->series_interns - before, want[k]);
+		struct dbi_pgss_top top[10];
+		assert_int_equal(dbi_pgss_last_top(f.s, top, 10), 10);
+		assert_int_equal(top[0].queryid, lo[k] + 10); /* exec 100 + i: the highest i first */
+	}
+	fx_free(&f);
+}
+
 static void test_max_statements_overflow(void **state)
 {
 	struct fx f;
@@ -855,6 +885,7 @@ int main(void)
 	        cmocka_unit_test(test_texts_and_samples),
 	        cmocka_unit_test(test_unparseable_text),
 	        cmocka_unit_test(test_steady_state_allocates_nothing),
+	        cmocka_unit_test(test_series_kept_across_scrapes),
 	        cmocka_unit_test(test_max_statements_overflow),
 	        cmocka_unit_test(test_full_sink_counts),
 	        cmocka_unit_test(test_fingerprint_stability),

@@ -370,74 +370,64 @@ enum phase { PH_IDLE = 0, PH_PROBE, PH_COUNTERS, PH_FOLLOW, PH_READY, PH_FAILED,
 struct dbi_pgss {
 	struct dbi_pgss_config cfg;
 	struct dbi_qfp_cache *cache;
-	bool own_cache;
-	uint32_t mid[DBI_PGSS_M_COUNT];
-	uint32_t db_exec_mid, db_hist_mid, dealloc_mid, tracked_mid;
-	uint32_t dealloc_sid, tracked_sid;
-
-	int server_version;
-	enum dbi_pgss_api api;
-	bool api_known;   /* probed or set for this connection */
-	bool ext_missing; /* probe found no extension */
-	uint32_t gen;
+	struct dbi_pgss_stats stats;
 
 	/* statements */
 	struct stmt *st;
-	uint32_t n, cap;
 	uint32_t *index; /* entry + 1, linear probing */
-	uint32_t icap;
-
 	struct xslot *xs;
-	uint32_t xcap, xhand; /* pool size, clock hand */
-
 	struct dbslot *dbs;
-	uint32_t dbcap, ndbs;
 	uint32_t *active_dbs; /* slot indices active this scrape */
-	uint32_t nactive_dbs;
-
 	struct hidden_agg *hid;
-	uint32_t nhid, hidcap;
-
-	/* top-N */
-	struct topslot *top; /* slots */
+	struct topslot *top; /* top-N slots */
 	uint32_t *heap;      /* slot numbers, min-heap on key */
-	uint32_t ntop;
-
-	/* names */
 	struct namemap dbnames, rolenames;
 
 	/* scrape */
-	enum phase phase;
-	enum dbi_pgss_status status;
-	char msg[256];
 	uint64_t now_ns;
 	uint64_t start_ns;         /* this interval's start: the previous counters read */
 	uint64_t last_counters_ns; /* when the counters were last read */
-	bool have_baseline;        /* a previous scrape's counters exist */
-	bool prev_overflow;        /* the previous scrape could not track every row */
+	uint64_t last_reset;
+	int64_t dealloc_delta;
+	struct dbi_pgss_info info_before, info_after, last_info;
+
+	/* follow-up requests */
+	struct dbi_pgss_query q[DBI_PGSS_MAX_QUERIES];
+	int64_t *want_q;
+	uint32_t *want_db, *want_role;
+	char *param_q, *param_db, *param_role;
+	size_t param_q_cap, param_oid_cap;
+	char *normbuf;
+
+	uint32_t mid[DBI_PGSS_M_COUNT];
+	uint32_t db_exec_mid, db_hist_mid, dealloc_mid, tracked_mid;
+	uint32_t dealloc_sid, tracked_sid;
+	int server_version;
+	enum dbi_pgss_api api;
+	uint32_t gen;
+	uint32_t n, cap, icap;
+	uint32_t xcap, xhand; /* export slot pool size, clock hand */
+	uint32_t dbcap, ndbs, nactive_dbs;
+	uint32_t nhid, hidcap;
+	uint32_t ntop;
+	enum phase phase;
+	enum dbi_pgss_status status;
+	unsigned nq, got;
+	uint32_t nwant_q, nwant_db, nwant_role, want_db_cap, want_role_cap;
+
+	bool own_cache;
+	bool api_known;     /* probed or set for this connection */
+	bool ext_missing;   /* probe found no extension */
+	bool have_baseline; /* a previous scrape's counters exist */
+	bool prev_overflow; /* the previous scrape could not track every row */
 	bool overflow_now;
 	bool interval_ready; /* this scrape's deltas are valid for emission */
 	bool reset_in_interval;
 	bool reset_known;
-	uint64_t last_reset;
-	struct dbi_pgss_info info_before, info_after, last_info;
 	bool have_last_info;
-	int64_t dealloc_delta;
 	bool have_dealloc_delta;
 	bool counters_taken;
-
-	/* follow-up requests */
-	struct dbi_pgss_query q[DBI_PGSS_MAX_QUERIES];
-	unsigned nq, got;
-	int64_t *want_q;
-	uint32_t nwant_q;
-	uint32_t *want_db, *want_role;
-	uint32_t nwant_db, nwant_role, want_db_cap, want_role_cap;
-	char *param_q, *param_db, *param_role;
-	size_t param_q_cap, param_oid_cap;
-
-	char *normbuf;
-	struct dbi_pgss_stats stats;
+	char msg[256];
 };
 
 /* ---- small helpers ---- */
@@ -1534,6 +1524,7 @@ static struct xslot *stmt_series(struct dbi_pgss *s, struct stmt *t)
 		a[na++] = (struct dbi_attr){
 		        .key = "postgresql.statement.toplevel", .type = DBI_AT_BOOL, .v.b = t->toplevel};
 	x->attrs = intern_series_set(s, a, na, x->sid);
+	s->stats.series_interns++;
 	x->with_fp = t->has_fp;
 	x->named = name_get(&s->dbnames, t->dbid) && name_get(&s->rolenames, t->userid);
 	return x;
@@ -1606,6 +1597,12 @@ int dbi_pgss_emit(struct dbi_pgss *s)
 	if (s->phase != PH_READY && s->phase != PH_FOLLOW)
 		return DBI_ERR;
 	if (s->interval_ready) {
+		/* pin the slots this scrape will use before any new statement takes one */
+		for (uint32_t k = 0; k < s->ntop; k++) {
+			const struct stmt *t = &s->st[s->top[s->heap[k]].idx];
+			if (t->xslot)
+				s->xs[t->xslot - 1].used_gen = s->gen;
+		}
 		for (uint32_t k = 0; k < s->ntop; k++) {
 			struct topslot *ts = &s->top[s->heap[k]];
 			struct stmt *t = &s->st[ts->idx];
@@ -1671,10 +1668,9 @@ bool dbi_pgss_last_other(const struct dbi_pgss *s, uint32_t dbid, struct dbi_pgs
 static bool col_u64(const PGresult *r, int row, int col, uint64_t *out)
 {
 	const char *v;
-	if (col < 0 || PQgetisnull(r, row, col)) {
-		*out = 0;
-		return col < 0 || PQgetisnull(r, row, col);
-	}
+	*out = 0;
+	if (col < 0 || PQgetisnull(r, row, col))
+		return true;
 	v = PQgetvalue(r, row, col);
 	if (PQfformat(r, col) == 1) {
 		Oid t = PQftype(r, col);

@@ -142,6 +142,7 @@ struct dbi_pgss_stats {
 	uint64_t dropped_points;  /* sink full */
 	uint64_t dropped_records; /* sink full (histograms, samples) */
 	uint64_t series_limit;    /* registry refused a series */
+	uint64_t series_interns;  /* statements whose series were (re-)interned: the cold path */
 	uint64_t lost_intervals;  /* counters taken but never emitted (begin without emit) */
 	uint64_t grow_allocs;     /* allocations after create (table growth; 0 in steady state) */
 };
