@@ -649,12 +649,17 @@ static void test_series_kept_across_scrapes(void **state)
 	for (int i = 0; i < N; i++)
 		r[i] = row(5, 10, i + 1, 0, 0);
 	scrape(&f, T0, r, N, NULL, NULL, true);
-	/* round k: statements [lo, lo + 10) are busiest */
-	static const int lo[] = {0, 5, 0, 5, 20};
-	static const uint64_t want[] = {10, 5, 0, 0, 10};
-	for (size_t k = 0; k < DBI_ARRAY_LEN(lo); k++) {
+	/*
+	 * Round k: statements [a, a + na) and [b, b + 5) are busiest. The last round puts
+	 * newcomers (15..19) above incumbents (0..4) while the clock hand sits on the
+	 * incumbents' slots: they must keep them.
+	 */
+	static const int a[] = {0, 5, 0, 5, 20, 0}, na[] = {10, 10, 10, 10, 10, 5}, b[] = {0, 0, 0, 0, 0, 15};
+	static const uint64_t want[] = {10, 5, 0, 0, 10, 5};
+	static const int first[] = {9, 14, 9, 14, 29, 19};
+	for (size_t k = 0; k < DBI_ARRAY_LEN(a); k++) {
 		for (int i = 0; i < N; i++) {
-			bool hot = i >= lo[k] && i < lo[k] + 10;
+			bool hot = (i >= a[k] && i < a[k] + na[k]) || (b[k] && i >= b[k] && i < b[k] + 5);
 			r[i].v.c[DBI_PGSS_C_CALLS] += 1;
 			r[i].v.t[DBI_PGSS_T_EXEC] += hot ? 100.0 + i : 1.0;
 		}
@@ -663,7 +668,7 @@ static void test_series_kept_across_scrapes(void **state)
 		assert_int_equal(dbi_pgss_get_stats(f.s)->series_interns - before, want[k]);
 		struct dbi_pgss_top top[10];
 		assert_int_equal(dbi_pgss_last_top(f.s, top, 10), 10);
-		assert_int_equal(top[0].queryid, lo[k] + 10); /* exec 100 + i: the highest i first */
+		assert_int_equal(top[0].queryid, first[k] + 1); /* exec 100 + i: the highest i first */
 	}
 	fx_free(&f);
 }
