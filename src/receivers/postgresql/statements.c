@@ -253,6 +253,61 @@ const char *dbi_pgss_counters_sql(enum dbi_pgss_api api)
 	}
 }
 
+/*
+ * The counters SQL for an API level and metric mask: only the columns the enabled
+ * metrics need (plus keys, calls, execution time and min/max for re-creation checks).
+ * Every column costs the server an output conversion per statement per scrape.
+ */
+size_t dbi_pgss_build_counters_sql(enum dbi_pgss_api api, uint32_t m, char *buf, size_t cap)
+{
+	const bool v18 = api >= DBI_PGSS_API_1_8, v111 = api >= DBI_PGSS_API_1_11;
+	const struct {
+		const char *sql;
+		bool on;
+	} cols[] = {
+	        {"userid, dbid", true},
+	        {"toplevel", api >= DBI_PGSS_API_1_9},
+	        {"queryid", true},
+	        {"plans, total_plan_time", v18 && (m & DBI_PGSS_M_BIT(DBI_PGSS_M_PLAN_TIME))},
+	        {"calls", true},
+	        {v18 ? "total_exec_time, min_exec_time, max_exec_time"
+	             : "total_time AS total_exec_time, min_time AS min_exec_time, max_time AS max_exec_time",
+	         true},
+	        {"rows", m & DBI_PGSS_M_BIT(DBI_PGSS_M_ROWS)},
+	        {"shared_blks_hit", m & DBI_PGSS_M_BIT(DBI_PGSS_M_SHARED_HIT)},
+	        {"shared_blks_read", m & DBI_PGSS_M_BIT(DBI_PGSS_M_SHARED_READ)},
+	        {"shared_blks_dirtied", m & DBI_PGSS_M_BIT(DBI_PGSS_M_SHARED_DIRTIED)},
+	        {"shared_blks_written", m & DBI_PGSS_M_BIT(DBI_PGSS_M_SHARED_WRITTEN)},
+	        {"local_blks_read", m & DBI_PGSS_M_BIT(DBI_PGSS_M_LOCAL_READ)},
+	        {"local_blks_written", m & DBI_PGSS_M_BIT(DBI_PGSS_M_LOCAL_WRITTEN)},
+	        {"temp_blks_read", m & DBI_PGSS_M_BIT(DBI_PGSS_M_TEMP_READ)},
+	        {"temp_blks_written", m & DBI_PGSS_M_BIT(DBI_PGSS_M_TEMP_WRITTEN)},
+	        {v111 ? "shared_blk_read_time AS blk_read_time" : "blk_read_time",
+	         m & DBI_PGSS_M_BIT(DBI_PGSS_M_BLK_READ_TIME)},
+	        {v111 ? "shared_blk_write_time AS blk_write_time" : "blk_write_time",
+	         m & DBI_PGSS_M_BIT(DBI_PGSS_M_BLK_WRITE_TIME)},
+	        {"wal_records", v18 && (m & DBI_PGSS_M_BIT(DBI_PGSS_M_WAL_RECORDS))},
+	        {"wal_fpi", v18 && (m & DBI_PGSS_M_BIT(DBI_PGSS_M_WAL_FPI))},
+	        {"wal_bytes::int8 AS wal_bytes", v18 && (m & DBI_PGSS_M_BIT(DBI_PGSS_M_WAL_BYTES))},
+	        {"stats_since", v111},
+	};
+	size_t o = 0;
+	bool first = true;
+
+	if (api == DBI_PGSS_API_NONE || cap == 0)
+		return 0;
+	o += (size_t)snprintf(buf + o, cap - o, "%sSELECT ", PGSS_MARK);
+	for (size_t i = 0; i < DBI_ARRAY_LEN(cols) && o < cap; i++) {
+		if (!cols[i].on)
+			continue;
+		o += (size_t)snprintf(buf + o, cap - o, "%s%s", first ? "" : ", ", cols[i].sql);
+		first = false;
+	}
+	if (o < cap)
+		o += (size_t)snprintf(buf + o, cap - o, " FROM pg_stat_statements(false)");
+	return o < cap ? o : 0;
+}
+
 const char *dbi_pgss_info_sql(enum dbi_pgss_api api)
 {
 	return api >= DBI_PGSS_API_1_9 ? sql_info : NULL;
@@ -428,6 +483,7 @@ struct dbi_pgss {
 	bool have_dealloc_delta;
 	bool counters_taken;
 	char msg[256];
+	char counters_sql[1024];
 };
 
 /* ---- small helpers ---- */
@@ -905,7 +961,8 @@ void dbi_pgss_release(struct dbi_pgss *s)
 void dbi_pgss_set_api(struct dbi_pgss *s, enum dbi_pgss_api api)
 {
 	s->api = api;
-	s->api_known = api != DBI_PGSS_API_NONE;
+	s->api_known = api != DBI_PGSS_API_NONE &&
+	               dbi_pgss_build_counters_sql(api, s->cfg.metrics, s->counters_sql, sizeof(s->counters_sql)) > 0;
 	s->ext_missing = false;
 }
 
@@ -1898,7 +1955,7 @@ unsigned dbi_pgss_queries(struct dbi_pgss *s, struct dbi_pgss_query *q, unsigned
 			s->q[n++] = (struct dbi_pgss_query){
 			        .sql = sql_info, .result_binary = 1, .kind = DBI_PGSS_Q_INFO_BEFORE};
 		s->q[n++] = (struct dbi_pgss_query){
-		        .sql = dbi_pgss_counters_sql(s->api), .result_binary = 1, .kind = DBI_PGSS_Q_COUNTERS};
+		        .sql = s->counters_sql, .result_binary = 1, .kind = DBI_PGSS_Q_COUNTERS};
 		if (dbi_pgss_info_sql(s->api))
 			s->q[n++] = (struct dbi_pgss_query){
 			        .sql = sql_info, .result_binary = 1, .kind = DBI_PGSS_Q_INFO_AFTER};

@@ -219,8 +219,10 @@ enum dbi_pgss_api {
 enum dbi_pgss_api dbi_pgss_api_of(const char *extversion);
 /* The version a server ships by default (server_version_num 120000 -> 1.3..1.7 API). */
 enum dbi_pgss_api dbi_pgss_api_default(int server_version_num);
-/* The per-scrape counters SQL and the info SQL (NULL before 1.9) of an API level. */
+/* The per-scrape counters SQL with every column, and the info SQL (NULL before 1.9). */
 const char *dbi_pgss_counters_sql(enum dbi_pgss_api api);
+/* The counters SQL the module runs: only the columns the metric mask needs. 0: error. */
+size_t dbi_pgss_build_counters_sql(enum dbi_pgss_api api, uint32_t metrics, char *buf, size_t cap);
 const char *dbi_pgss_info_sql(enum dbi_pgss_api api);
 void dbi_pgss_set_api(struct dbi_pgss *s, enum dbi_pgss_api api);
 
