@@ -20,6 +20,9 @@
 #include <string.h>
 
 #include "dbi/fingerprint.h"
+#ifdef DBI_HAVE_JEMALLOC
+#include <jemalloc/jemalloc.h>
+#endif
 #include "dbi/registry.h"
 #include "opentelemetry/proto/logs/v1/logs.pb-c.h"
 #include "pgss_sink.h"
@@ -643,14 +646,27 @@ static void test_steady_state_allocates_nothing(void **state)
 		scrape(&f, T0 + k * SEC, r, N, NULL, NULL, true);
 	}
 	uint64_t allocs = dbi_pgss_get_stats(f.s)->grow_allocs;
+	f.sink.counts = true; /* the sink itself keeps nothing, so allocates nothing */
+#ifdef DBI_HAVE_JEMALLOC
+	uint64_t bytes0 = 0, bytes1 = 0;
+	size_t sz = sizeof(uint64_t);
+	assert_int_equal(mallctl("thread.allocated", &bytes0, &sz, NULL, 0), 0);
+#endif
 	for (int k = 3; k < 10; k++) {
 		for (int i = 0; i < N; i++) {
-			r[i].v.c[DBI_PGSS_C_CALLS] += (uint64_t)((i + k) % 7);
-			r[i].v.t[DBI_PGSS_T_EXEC] += (double)((i * k) % 13);
+			/* the same activity as in the warm-up: the same top-N, no statement new to it */
+			r[i].v.c[DBI_PGSS_C_CALLS] += (uint64_t)(i % 7);
+			r[i].v.t[DBI_PGSS_T_EXEC] += (double)(i % 13);
 		}
 		scrape(&f, T0 + k * SEC, r, N, NULL, NULL, true);
 	}
 	assert_int_equal(dbi_pgss_get_stats(f.s)->grow_allocs, allocs);
+#ifdef DBI_HAVE_JEMALLOC
+	/* every allocation of this thread, libraries included (registry lookups, libpq: none here) */
+	assert_int_equal(mallctl("thread.allocated", &bytes1, &sz, NULL, 0), 0);
+	assert_int_equal(bytes1, bytes0);
+#endif
+	assert_true(f.sink.counted_points > 0);
 	fx_free(&f);
 }
 
