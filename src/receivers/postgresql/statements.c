@@ -1,0 +1,2090 @@
+/*
+ * statements.c — pg_stat_statements → interval deltas → top-N + "other" + histogram +
+ * query samples. See statements.h for the contract with the engine.
+ *
+ * Why it is built this way:
+ *  - Cost on the database: every scrape reads pg_stat_statements(false), which never
+ *    touches the query-text file; text is fetched only for statements that enter the
+ *    top-N with a queryid the fingerprint cache has not seen.
+ *  - Correct deltas: a statement is a new entry unless its counters continue the last
+ *    ones. An entry absent from one scrape is forgotten, so when it comes back its whole
+ *    counters are interval activity (it was created after the previous scrape). An entry
+ *    whose counters went down, whose min/max moved the wrong way, whose stats_since changed
+ *    (PG 17), or any entry after pg_stat_statements_info.stats_reset moved (PG 14+), was
+ *    re-created within the interval: its current counters are the delta (a new baseline,
+ *    counted). Nothing is ever negative and nothing is counted twice.
+ *  - Collector CPU: one pass over the rows updates the table in place, accumulates the
+ *    per-database aggregates, and keeps the top-N in a bounded min-heap (O(n log N), no
+ *    full sort); statements falling out of the heap go into "other" as they fall, so
+ *    top-N + other = all, exactly for counts. Nothing allocates in the steady state.
+ */
+#include "statements.h"
+
+#include <endian.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "opentelemetry/proto/logs/v1/logs.pb-c.h"
+
+#define PGSS_MARK "/* dbi:statements */ "
+
+/* ---- metric descriptors ---- */
+
+static const struct dbi_metric_def stmt_defs[DBI_PGSS_M_COUNT] = {
+        [DBI_PGSS_M_CALLS] = {"postgresql.statement.calls", "{call}",
+                              "Executions of the statement in the interval (pg_stat_statements.calls).", DBI_MK_SUM, 1,
+                              DBI_TEMP_DELTA, 0},
+        [DBI_PGSS_M_EXEC_TIME] = {"postgresql.statement.execution.time", "s",
+                                  "Time spent executing the statement in the interval (total_exec_time).", DBI_MK_SUM,
+                                  1, DBI_TEMP_DELTA, 1},
+        [DBI_PGSS_M_EXEC_MEAN] = {"postgresql.statement.execution.mean_time", "s",
+                                  "Mean execution time of the statement over the interval's calls.", DBI_MK_GAUGE, 0, 0,
+                                  1},
+        [DBI_PGSS_M_PLAN_TIME] = {"postgresql.statement.planning.time", "s",
+                                  "Time spent planning the statement in the interval (total_plan_time, PG 13+).",
+                                  DBI_MK_SUM, 1, DBI_TEMP_DELTA, 1},
+        [DBI_PGSS_M_ROWS] = {"postgresql.statement.rows", "{row}", "Rows retrieved or affected in the interval.",
+                             DBI_MK_SUM, 1, DBI_TEMP_DELTA, 0},
+        [DBI_PGSS_M_SHARED_HIT] = {"postgresql.statement.shared_blocks.hit", "{block}",
+                                   "Shared buffer hits in the interval.", DBI_MK_SUM, 1, DBI_TEMP_DELTA, 0},
+        [DBI_PGSS_M_SHARED_READ] = {"postgresql.statement.shared_blocks.read", "{block}",
+                                    "Shared blocks read in the interval.", DBI_MK_SUM, 1, DBI_TEMP_DELTA, 0},
+        [DBI_PGSS_M_SHARED_DIRTIED] = {"postgresql.statement.shared_blocks.dirtied", "{block}",
+                                       "Shared blocks dirtied in the interval.", DBI_MK_SUM, 1, DBI_TEMP_DELTA, 0},
+        [DBI_PGSS_M_SHARED_WRITTEN] = {"postgresql.statement.shared_blocks.written", "{block}",
+                                       "Shared blocks written in the interval.", DBI_MK_SUM, 1, DBI_TEMP_DELTA, 0},
+        [DBI_PGSS_M_LOCAL_READ] = {"postgresql.statement.local_blocks.read", "{block}",
+                                   "Local (temporary table) blocks read in the interval.", DBI_MK_SUM, 1,
+                                   DBI_TEMP_DELTA, 0},
+        [DBI_PGSS_M_LOCAL_WRITTEN] = {"postgresql.statement.local_blocks.written", "{block}",
+                                      "Local (temporary table) blocks written in the interval.", DBI_MK_SUM, 1,
+                                      DBI_TEMP_DELTA, 0},
+        [DBI_PGSS_M_TEMP_READ] = {"postgresql.statement.temp_blocks.read", "{block}",
+                                  "Temporary-file blocks read in the interval.", DBI_MK_SUM, 1, DBI_TEMP_DELTA, 0},
+        [DBI_PGSS_M_TEMP_WRITTEN] = {"postgresql.statement.temp_blocks.written", "{block}",
+                                     "Temporary-file blocks written in the interval.", DBI_MK_SUM, 1, DBI_TEMP_DELTA,
+                                     0},
+        [DBI_PGSS_M_BLK_READ_TIME] = {"postgresql.statement.io.read_time", "s",
+                                      "Time reading shared blocks in the interval (track_io_timing).", DBI_MK_SUM, 1,
+                                      DBI_TEMP_DELTA, 1},
+        [DBI_PGSS_M_BLK_WRITE_TIME] = {"postgresql.statement.io.write_time", "s",
+                                       "Time writing shared blocks in the interval (track_io_timing).", DBI_MK_SUM, 1,
+                                       DBI_TEMP_DELTA, 1},
+        [DBI_PGSS_M_WAL_RECORDS] = {"postgresql.statement.wal.records", "{record}",
+                                    "WAL records generated in the interval (PG 13+).", DBI_MK_SUM, 1, DBI_TEMP_DELTA,
+                                    0},
+        [DBI_PGSS_M_WAL_FPI] = {"postgresql.statement.wal.full_page_images", "{image}",
+                                "WAL full-page images generated in the interval (PG 13+).", DBI_MK_SUM, 1,
+                                DBI_TEMP_DELTA, 0},
+        [DBI_PGSS_M_WAL_BYTES] = {"postgresql.statement.wal.bytes", "By",
+                                  "WAL bytes generated in the interval (PG 13+).", DBI_MK_SUM, 1, DBI_TEMP_DELTA, 0},
+};
+
+static const struct dbi_metric_def db_exec_def = {
+        "postgresql.query.execution.time",
+        "s",
+        "Execution time of top-level statements of the database in the interval (sum of total_exec_time).",
+        DBI_MK_SUM,
+        1,
+        DBI_TEMP_DELTA,
+        1};
+static const struct dbi_metric_def db_hist_def = {
+        "postgresql.query.execution.duration",
+        "s",
+        "Top-level statement executions by duration in the interval; each statement's calls are placed in the "
+        "bucket of its interval mean time (pg_stat_statements has no per-call times).",
+        DBI_MK_HISTOGRAM,
+        0,
+        DBI_TEMP_DELTA,
+        1};
+static const struct dbi_metric_def dealloc_def = {
+        "postgresql.statement.deallocations",
+        "{deallocation}",
+        "Times pg_stat_statements evicted its least-used entries in the interval (PG 14+).",
+        DBI_MK_SUM,
+        1,
+        DBI_TEMP_DELTA,
+        0};
+static const struct dbi_metric_def tracked_def = {
+        "postgresql.statement.tracked", "{statement}", "Statements in pg_stat_statements now.", DBI_MK_GAUGE, 0, 0, 0};
+
+const struct dbi_metric_def *dbi_pgss_metric_def(enum dbi_pgss_metric m)
+{
+	return (unsigned)m < DBI_PGSS_M_COUNT ? &stmt_defs[m] : NULL;
+}
+
+const double dbi_pgss_hist_bounds_ms[DBI_PGSS_HIST_NB] = {0.1, 1, 10, 100, 1000};
+
+unsigned dbi_pgss_hist_bucket(double mean_ms)
+{
+	unsigned b = 0;
+	while (b < DBI_PGSS_HIST_NB && mean_ms > dbi_pgss_hist_bounds_ms[b])
+		b++;
+	return b;
+}
+
+/* Which counter / time a metric reads (-1: none). */
+static const int8_t metric_ctr[DBI_PGSS_M_COUNT] = {
+        [DBI_PGSS_M_CALLS] = DBI_PGSS_C_CALLS,
+        [DBI_PGSS_M_EXEC_TIME] = -1,
+        [DBI_PGSS_M_EXEC_MEAN] = -1,
+        [DBI_PGSS_M_PLAN_TIME] = -1,
+        [DBI_PGSS_M_ROWS] = DBI_PGSS_C_ROWS,
+        [DBI_PGSS_M_SHARED_HIT] = DBI_PGSS_C_SHARED_HIT,
+        [DBI_PGSS_M_SHARED_READ] = DBI_PGSS_C_SHARED_READ,
+        [DBI_PGSS_M_SHARED_DIRTIED] = DBI_PGSS_C_SHARED_DIRTIED,
+        [DBI_PGSS_M_SHARED_WRITTEN] = DBI_PGSS_C_SHARED_WRITTEN,
+        [DBI_PGSS_M_LOCAL_READ] = DBI_PGSS_C_LOCAL_READ,
+        [DBI_PGSS_M_LOCAL_WRITTEN] = DBI_PGSS_C_LOCAL_WRITTEN,
+        [DBI_PGSS_M_TEMP_READ] = DBI_PGSS_C_TEMP_READ,
+        [DBI_PGSS_M_TEMP_WRITTEN] = DBI_PGSS_C_TEMP_WRITTEN,
+        [DBI_PGSS_M_BLK_READ_TIME] = -1,
+        [DBI_PGSS_M_BLK_WRITE_TIME] = -1,
+        [DBI_PGSS_M_WAL_RECORDS] = DBI_PGSS_C_WAL_RECORDS,
+        [DBI_PGSS_M_WAL_FPI] = DBI_PGSS_C_WAL_FPI,
+        [DBI_PGSS_M_WAL_BYTES] = DBI_PGSS_C_WAL_BYTES,
+};
+static const int8_t metric_tm[DBI_PGSS_M_COUNT] = {
+        [DBI_PGSS_M_CALLS] = -1,
+        [DBI_PGSS_M_EXEC_TIME] = DBI_PGSS_T_EXEC,
+        [DBI_PGSS_M_EXEC_MEAN] = -1,
+        [DBI_PGSS_M_PLAN_TIME] = DBI_PGSS_T_PLAN,
+        [DBI_PGSS_M_ROWS] = -1,
+        [DBI_PGSS_M_SHARED_HIT] = -1,
+        [DBI_PGSS_M_SHARED_READ] = -1,
+        [DBI_PGSS_M_SHARED_DIRTIED] = -1,
+        [DBI_PGSS_M_SHARED_WRITTEN] = -1,
+        [DBI_PGSS_M_LOCAL_READ] = -1,
+        [DBI_PGSS_M_LOCAL_WRITTEN] = -1,
+        [DBI_PGSS_M_TEMP_READ] = -1,
+        [DBI_PGSS_M_TEMP_WRITTEN] = -1,
+        [DBI_PGSS_M_BLK_READ_TIME] = DBI_PGSS_T_BLK_READ,
+        [DBI_PGSS_M_BLK_WRITE_TIME] = DBI_PGSS_T_BLK_WRITE,
+        [DBI_PGSS_M_WAL_RECORDS] = -1,
+        [DBI_PGSS_M_WAL_FPI] = -1,
+        [DBI_PGSS_M_WAL_BYTES] = -1,
+};
+
+/* ---- SQL per extension version ---- */
+
+#define COLS_BLKS                                                                                                      \
+	"rows, shared_blks_hit, shared_blks_read, shared_blks_dirtied, shared_blks_written, local_blks_read, "         \
+	"local_blks_written, temp_blks_read, temp_blks_written, "
+
+static const char sql_counters_1_3[] =
+        PGSS_MARK "SELECT userid, dbid, queryid, calls, total_time AS total_exec_time, min_time AS min_exec_time, "
+                  "max_time AS max_exec_time, " COLS_BLKS "blk_read_time, blk_write_time "
+                  "FROM pg_stat_statements(false)";
+static const char sql_counters_1_8[] =
+        PGSS_MARK "SELECT userid, dbid, queryid, plans, total_plan_time, calls, total_exec_time, min_exec_time, "
+                  "max_exec_time, " COLS_BLKS "blk_read_time, blk_write_time, wal_records, wal_fpi, "
+                  "wal_bytes::int8 AS wal_bytes FROM pg_stat_statements(false)";
+static const char sql_counters_1_9[] =
+        PGSS_MARK "SELECT userid, dbid, toplevel, queryid, plans, total_plan_time, calls, total_exec_time, "
+                  "min_exec_time, max_exec_time, " COLS_BLKS "blk_read_time, blk_write_time, wal_records, wal_fpi, "
+                  "wal_bytes::int8 AS wal_bytes FROM pg_stat_statements(false)";
+static const char sql_counters_1_11[] =
+        PGSS_MARK "SELECT userid, dbid, toplevel, queryid, plans, total_plan_time, calls, total_exec_time, "
+                  "min_exec_time, max_exec_time, " COLS_BLKS "shared_blk_read_time AS blk_read_time, "
+                  "shared_blk_write_time AS blk_write_time, wal_records, wal_fpi, wal_bytes::int8 AS wal_bytes, "
+                  "stats_since FROM pg_stat_statements(false)";
+static const char sql_info[] = PGSS_MARK "SELECT stats_reset, dealloc FROM pg_stat_statements_info";
+static const char sql_probe[] = PGSS_MARK "SELECT extversion FROM pg_extension WHERE extname = 'pg_stat_statements'";
+static const char sql_texts[] =
+        PGSS_MARK "SELECT queryid, query FROM pg_stat_statements(true) WHERE queryid = ANY($1::int8[])";
+static const char sql_names[] = PGSS_MARK "SELECT false AS is_role, oid, datname::text AS name FROM pg_database "
+                                          "WHERE oid = ANY($1::oid[]) UNION ALL "
+                                          "SELECT true, oid, rolname::text FROM pg_roles WHERE oid = ANY($2::oid[])";
+
+enum dbi_pgss_api dbi_pgss_api_of(const char *v)
+{
+	unsigned long major, minor = 0;
+	char *end;
+
+	if (!v || !*v)
+		return DBI_PGSS_API_NONE;
+	major = strtoul(v, &end, 10);
+	if (*end == '.')
+		minor = strtoul(end + 1, NULL, 10);
+	if (major != 1 || minor < 3)
+		return major > 1 ? DBI_PGSS_API_1_11 : DBI_PGSS_API_NONE;
+	if (minor >= 11)
+		return DBI_PGSS_API_1_11;
+	if (minor == 10)
+		return DBI_PGSS_API_1_10;
+	if (minor == 9)
+		return DBI_PGSS_API_1_9;
+	if (minor == 8)
+		return DBI_PGSS_API_1_8;
+	return DBI_PGSS_API_1_3;
+}
+
+enum dbi_pgss_api dbi_pgss_api_default(int v)
+{
+	if (v >= 170000)
+		return DBI_PGSS_API_1_11;
+	if (v >= 150000)
+		return DBI_PGSS_API_1_10;
+	if (v >= 140000)
+		return DBI_PGSS_API_1_9;
+	if (v >= 130000)
+		return DBI_PGSS_API_1_8;
+	if (v >= 90500)
+		return DBI_PGSS_API_1_3;
+	return DBI_PGSS_API_NONE;
+}
+
+const char *dbi_pgss_counters_sql(enum dbi_pgss_api api)
+{
+	switch (api) {
+	case DBI_PGSS_API_1_3:
+		return sql_counters_1_3;
+	case DBI_PGSS_API_1_8:
+		return sql_counters_1_8;
+	case DBI_PGSS_API_1_9:
+	case DBI_PGSS_API_1_10:
+		return sql_counters_1_9;
+	case DBI_PGSS_API_1_11:
+		return sql_counters_1_11;
+	default:
+		return NULL;
+	}
+}
+
+/*
+ * The counters SQL for an API level and metric mask: only the columns the enabled
+ * metrics need (plus keys, calls, execution time and min/max for re-creation checks).
+ * Every column costs the server an output conversion per statement per scrape.
+ */
+size_t dbi_pgss_build_counters_sql(enum dbi_pgss_api api, uint32_t m, char *buf, size_t cap)
+{
+	const bool v18 = api >= DBI_PGSS_API_1_8, v111 = api >= DBI_PGSS_API_1_11;
+	const struct {
+		const char *sql;
+		bool on;
+	} cols[] = {
+	        {"userid, dbid", true},
+	        {"toplevel", api >= DBI_PGSS_API_1_9},
+	        {"queryid", true},
+	        {"plans, total_plan_time", v18 && (m & DBI_PGSS_M_BIT(DBI_PGSS_M_PLAN_TIME))},
+	        {"calls", true},
+	        {v18 ? "total_exec_time, min_exec_time, max_exec_time"
+	             : "total_time AS total_exec_time, min_time AS min_exec_time, max_time AS max_exec_time",
+	         true},
+	        {"rows", m & DBI_PGSS_M_BIT(DBI_PGSS_M_ROWS)},
+	        {"shared_blks_hit", m & DBI_PGSS_M_BIT(DBI_PGSS_M_SHARED_HIT)},
+	        {"shared_blks_read", m & DBI_PGSS_M_BIT(DBI_PGSS_M_SHARED_READ)},
+	        {"shared_blks_dirtied", m & DBI_PGSS_M_BIT(DBI_PGSS_M_SHARED_DIRTIED)},
+	        {"shared_blks_written", m & DBI_PGSS_M_BIT(DBI_PGSS_M_SHARED_WRITTEN)},
+	        {"local_blks_read", m & DBI_PGSS_M_BIT(DBI_PGSS_M_LOCAL_READ)},
+	        {"local_blks_written", m & DBI_PGSS_M_BIT(DBI_PGSS_M_LOCAL_WRITTEN)},
+	        {"temp_blks_read", m & DBI_PGSS_M_BIT(DBI_PGSS_M_TEMP_READ)},
+	        {"temp_blks_written", m & DBI_PGSS_M_BIT(DBI_PGSS_M_TEMP_WRITTEN)},
+	        {v111 ? "shared_blk_read_time AS blk_read_time" : "blk_read_time",
+	         m & DBI_PGSS_M_BIT(DBI_PGSS_M_BLK_READ_TIME)},
+	        {v111 ? "shared_blk_write_time AS blk_write_time" : "blk_write_time",
+	         m & DBI_PGSS_M_BIT(DBI_PGSS_M_BLK_WRITE_TIME)},
+	        {"wal_records", v18 && (m & DBI_PGSS_M_BIT(DBI_PGSS_M_WAL_RECORDS))},
+	        {"wal_fpi", v18 && (m & DBI_PGSS_M_BIT(DBI_PGSS_M_WAL_FPI))},
+	        {"wal_bytes::int8 AS wal_bytes", v18 && (m & DBI_PGSS_M_BIT(DBI_PGSS_M_WAL_BYTES))},
+	        {"stats_since", v111},
+	};
+	size_t o = 0;
+	bool first = true;
+
+	if (api == DBI_PGSS_API_NONE || cap == 0)
+		return 0;
+	o += (size_t)snprintf(buf + o, cap - o, "%sSELECT ", PGSS_MARK);
+	for (size_t i = 0; i < DBI_ARRAY_LEN(cols) && o < cap; i++) {
+		if (!cols[i].on)
+			continue;
+		o += (size_t)snprintf(buf + o, cap - o, "%s%s", first ? "" : ", ", cols[i].sql);
+		first = false;
+	}
+	if (o < cap)
+		o += (size_t)snprintf(buf + o, cap - o, " FROM pg_stat_statements(false)");
+	return o < cap ? o : 0;
+}
+
+const char *dbi_pgss_info_sql(enum dbi_pgss_api api)
+{
+	return api >= DBI_PGSS_API_1_9 ? sql_info : NULL;
+}
+
+const char *dbi_pgss_query_sql(enum dbi_pgss_qkind k)
+{
+	switch (k) {
+	case DBI_PGSS_Q_PROBE:
+		return sql_probe;
+	case DBI_PGSS_Q_INFO_BEFORE:
+	case DBI_PGSS_Q_INFO_AFTER:
+		return sql_info;
+	case DBI_PGSS_Q_NAMES:
+		return sql_names;
+	case DBI_PGSS_Q_TEXTS:
+		return sql_texts;
+	default:
+		return NULL;
+	}
+}
+
+const char *dbi_pgss_status_name(enum dbi_pgss_status st)
+{
+	switch (st) {
+	case DBI_PGSS_OK:
+		return "ok";
+	case DBI_PGSS_EXT_MISSING:
+		return "extension_missing";
+	case DBI_PGSS_NOT_LOADED:
+		return "not_preloaded";
+	case DBI_PGSS_PRIVILEGE:
+		return "insufficient_privilege";
+	case DBI_PGSS_VERSION:
+		return "version_mismatch";
+	case DBI_PGSS_FAILED:
+		return "failed";
+	}
+	return "?";
+}
+
+bool dbi_pgss_status_disables(enum dbi_pgss_status st)
+{
+	return st == DBI_PGSS_EXT_MISSING || st == DBI_PGSS_NOT_LOADED || st == DBI_PGSS_PRIVILEGE;
+}
+
+/* ---- state ---- */
+
+struct stmt {
+	uint32_t dbid, userid;
+	int64_t queryid;
+	uint8_t toplevel, hidden, has_fp, pad;
+	uint32_t seen;  /* scrape generation */
+	uint32_t xslot; /* export slot + 1, 0 = none */
+	uint64_t fp;
+	uint64_t stats_since;
+	double min_exec, max_exec;
+	struct dbi_pgss_ctrs cur;
+};
+
+/*
+ * Series ids of an exported statement. The pool is fixed at 2 x limit: at most limit
+ * slots are used by one scrape, so a slot not used by this scrape can always be taken
+ * back from its statement (which re-interns if it returns to the top-N).
+ */
+struct xslot {
+	uint32_t attrs;
+	uint32_t used_gen;     /* last scrape that emitted through it; 0 = free */
+	uint32_t dbid, userid; /* owner */
+	int64_t queryid;
+	uint8_t toplevel;
+	uint8_t with_fp; /* attrs carry db.query.fingerprint */
+	uint8_t named;   /* database and role names were resolved (not OID strings) */
+	uint32_t sid[DBI_PGSS_M_COUNT];
+};
+
+struct topslot {
+	double key; /* interval exec time */
+	uint32_t dbid, userid;
+	int64_t queryid;
+	uint8_t toplevel;
+	uint32_t idx; /* entry index (refreshed after compaction) */
+	struct dbi_pgss_ctrs d;
+};
+
+struct dbslot {
+	uint32_t dbid;
+	uint8_t used, has_other, series_done;
+	uint32_t active_gen;
+	struct dbi_pgss_ctrs other;
+	double exec_ms; /* top-level */
+	uint64_t hist[DBI_PGSS_HIST_NB + 1];
+	uint64_t hist_count;
+	uint32_t other_sid[DBI_PGSS_M_COUNT];
+	uint32_t exec_sid, hist_sid;
+};
+
+struct name {
+	uint32_t oid;
+	char *s; /* NULL = free slot */
+};
+struct namemap {
+	struct name *v;
+	uint32_t cap, n;
+};
+
+struct hidden_agg {
+	uint32_t dbid, userid;
+	uint8_t toplevel;
+	struct dbi_pgss_ctrs v;
+};
+
+enum phase { PH_IDLE = 0, PH_PROBE, PH_COUNTERS, PH_FOLLOW, PH_READY, PH_FAILED, PH_DONE };
+
+struct dbi_pgss {
+	struct dbi_pgss_config cfg;
+	struct dbi_qfp_cache *cache;
+	struct dbi_pgss_stats stats;
+
+	/* statements */
+	struct stmt *st;
+	uint32_t *index; /* entry + 1, linear probing */
+	struct xslot *xs;
+	struct dbslot *dbs;
+	uint32_t *active_dbs; /* slot indices active this scrape */
+	struct hidden_agg *hid;
+	struct topslot *top; /* top-N slots */
+	uint32_t *heap;      /* slot numbers, min-heap on key */
+	struct namemap dbnames, rolenames;
+
+	/* scrape */
+	uint64_t now_ns;
+	uint64_t start_ns;         /* this interval's start: the previous counters read */
+	uint64_t last_counters_ns; /* when the counters were last read */
+	uint64_t last_reset;
+	int64_t dealloc_delta;
+	struct dbi_pgss_info info_before, info_after, last_info;
+
+	/* follow-up requests */
+	struct dbi_pgss_query q[DBI_PGSS_MAX_QUERIES];
+	int64_t *want_q;
+	uint32_t *want_db, *want_role;
+	char *param_q, *param_db, *param_role;
+	size_t param_q_cap, param_oid_cap;
+	char *normbuf;
+
+	uint32_t mid[DBI_PGSS_M_COUNT];
+	uint32_t db_exec_mid, db_hist_mid, dealloc_mid, tracked_mid;
+	uint32_t dealloc_sid, tracked_sid;
+	int server_version;
+	enum dbi_pgss_api api;
+	uint32_t gen;
+	uint32_t n, cap, icap;
+	uint32_t xcap, xhand; /* export slot pool size, clock hand */
+	uint32_t dbcap, ndbs, nactive_dbs;
+	uint32_t nhid, hidcap;
+	uint32_t ntop;
+	enum phase phase;
+	enum dbi_pgss_status status;
+	unsigned nq, got;
+	uint32_t nwant_q, nwant_db, nwant_role, want_db_cap, want_role_cap;
+
+	bool own_cache;
+	bool api_known;     /* probed or set for this connection */
+	bool ext_missing;   /* probe found no extension */
+	bool have_baseline; /* a previous scrape's counters exist */
+	bool prev_overflow; /* the previous scrape could not track every row */
+	bool overflow_now;
+	bool interval_ready; /* this scrape's deltas are valid for emission */
+	bool reset_in_interval;
+	bool reset_known;
+	bool have_last_info;
+	bool have_dealloc_delta;
+	bool counters_taken;
+	char msg[256];
+	char counters_sql[1024];
+};
+
+/* ---- small helpers ---- */
+
+static uint64_t key_hash(uint32_t dbid, uint32_t userid, int64_t queryid, uint8_t toplevel)
+{
+	uint64_t h = dbi_mix64((uint64_t)queryid ^ 0x9e3779b97f4a7c15ULL);
+	h ^= dbi_mix64(((uint64_t)dbid << 32 | userid) + toplevel);
+	return h;
+}
+
+static void ctrs_sub(struct dbi_pgss_ctrs *d, const struct dbi_pgss_ctrs *a, const struct dbi_pgss_ctrs *b)
+{
+	for (int i = 0; i < DBI_PGSS_NCTR; i++)
+		d->c[i] = a->c[i] - b->c[i];
+	for (int i = 0; i < DBI_PGSS_NTM; i++) {
+		double v = a->t[i] - b->t[i];
+		d->t[i] = v > 0 ? v : 0;
+	}
+}
+
+static void ctrs_add(struct dbi_pgss_ctrs *d, const struct dbi_pgss_ctrs *a)
+{
+	for (int i = 0; i < DBI_PGSS_NCTR; i++)
+		d->c[i] += a->c[i];
+	for (int i = 0; i < DBI_PGSS_NTM; i++)
+		d->t[i] += a->t[i];
+}
+
+static bool ctrs_decreased(const struct dbi_pgss_ctrs *cur, const struct dbi_pgss_ctrs *prev)
+{
+	for (int i = 0; i < DBI_PGSS_NCTR; i++)
+		if (cur->c[i] < prev->c[i])
+			return true;
+	return false;
+}
+
+static bool ctrs_active(const struct dbi_pgss_ctrs *d)
+{
+	for (int i = 0; i < DBI_PGSS_NCTR; i++)
+		if (d->c[i])
+			return true;
+	return d->t[DBI_PGSS_T_EXEC] > 0 || d->t[DBI_PGSS_T_PLAN] > 0;
+}
+
+static void *grow_array(struct dbi_pgss *s, void *p, size_t elem, uint32_t *cap, uint32_t want)
+{
+	uint32_t nc = *cap ? *cap : 16;
+	void *np;
+	while (nc < want)
+		nc *= 2;
+	np = realloc(p, (size_t)nc * elem);
+	if (!np)
+		return NULL;
+	memset((char *)np + (size_t)*cap * elem, 0, (size_t)(nc - *cap) * elem);
+	*cap = nc;
+	s->stats.grow_allocs++;
+	return np;
+}
+
+/* ---- names ---- */
+
+static const char *name_get(const struct namemap *m, uint32_t oid)
+{
+	if (!m->cap)
+		return NULL;
+	for (uint32_t i = (uint32_t)dbi_mix64(oid) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
+		if (!m->v[i].s)
+			return NULL;
+		if (m->v[i].oid == oid)
+			return m->v[i].s;
+	}
+}
+
+static void name_clear(struct namemap *m)
+{
+	for (uint32_t i = 0; i < m->cap; i++) {
+		free(m->v[i].s);
+		m->v[i].s = NULL;
+	}
+	m->n = 0;
+}
+
+static void name_put(struct dbi_pgss *s, struct namemap *m, uint32_t oid, const char *name)
+{
+	if (m->n + 1 > m->cap / 2) {
+		struct namemap nm = {0};
+		uint32_t ncap = m->cap ? m->cap * 2 : 64;
+		if (ncap > (1u << 20))
+			return; /* bound: names beyond this stay OIDs */
+		nm.v = calloc(ncap, sizeof(*nm.v));
+		if (!nm.v)
+			return;
+		nm.cap = ncap;
+		s->stats.grow_allocs++;
+		for (uint32_t i = 0; i < m->cap; i++) {
+			if (!m->v[i].s)
+				continue;
+			uint32_t j = (uint32_t)dbi_mix64(m->v[i].oid) & (ncap - 1);
+			while (nm.v[j].s)
+				j = (j + 1) & (ncap - 1);
+			nm.v[j] = m->v[i];
+			nm.n++;
+		}
+		free(m->v);
+		*m = nm;
+	}
+	uint32_t i = (uint32_t)dbi_mix64(oid) & (m->cap - 1);
+	while (m->v[i].s && m->v[i].oid != oid)
+		i = (i + 1) & (m->cap - 1);
+	char *dup = strdup(name);
+	if (!dup)
+		return;
+	if (m->v[i].s) {
+		free(m->v[i].s);
+	} else {
+		m->n++;
+	}
+	m->v[i].oid = oid;
+	m->v[i].s = dup;
+}
+
+/* ---- statement table ---- */
+
+static uint32_t index_find(const struct dbi_pgss *s, uint32_t dbid, uint32_t userid, int64_t queryid, uint8_t toplevel)
+{
+	uint32_t mask = s->icap - 1;
+	for (uint32_t i = (uint32_t)key_hash(dbid, userid, queryid, toplevel) & mask;; i = (i + 1) & mask) {
+		uint32_t e = s->index[i];
+		if (!e)
+			return UINT32_MAX;
+		const struct stmt *t = &s->st[e - 1];
+		if (t->queryid == queryid && t->dbid == dbid && t->userid == userid && t->toplevel == toplevel)
+			return e - 1;
+	}
+}
+
+static void index_insert(struct dbi_pgss *s, uint32_t e)
+{
+	const struct stmt *t = &s->st[e];
+	uint32_t mask = s->icap - 1;
+	uint32_t i = (uint32_t)key_hash(t->dbid, t->userid, t->queryid, t->toplevel) & mask;
+	while (s->index[i])
+		i = (i + 1) & mask;
+	s->index[i] = e + 1;
+}
+
+static void index_rebuild(struct dbi_pgss *s)
+{
+	memset(s->index, 0, (size_t)s->icap * sizeof(*s->index));
+	for (uint32_t e = 0; e < s->n; e++)
+		index_insert(s, e);
+}
+
+static int table_grow(struct dbi_pgss *s)
+{
+	uint32_t ncap = s->cap * 2;
+	struct stmt *nst;
+	uint32_t *nidx;
+
+	if (ncap > s->cfg.max_statements)
+		ncap = s->cfg.max_statements;
+	if (ncap <= s->cap)
+		return DBI_ERR;
+	nst = realloc(s->st, (size_t)ncap * sizeof(*nst));
+	if (!nst)
+		return DBI_ERR;
+	s->st = nst;
+	nidx = calloc((size_t)ncap * 2, sizeof(*nidx));
+	if (!nidx)
+		return DBI_ERR; /* s->st is larger, index unchanged: still consistent */
+	free(s->index);
+	s->index = nidx;
+	s->icap = ncap * 2;
+	s->cap = ncap;
+	s->stats.grow_allocs += 2;
+	index_rebuild(s);
+	return DBI_OK;
+}
+
+static void xslot_free(struct dbi_pgss *s, struct stmt *t)
+{
+	if (!t->xslot)
+		return;
+	s->xs[t->xslot - 1].used_gen = 0;
+	t->xslot = 0;
+}
+
+/* ---- databases ---- */
+
+static struct dbslot *db_slot(struct dbi_pgss *s, uint32_t dbid)
+{
+	if (s->ndbs + 1 > s->dbcap / 2) {
+		uint32_t ncap = s->dbcap ? s->dbcap * 2 : 32;
+		struct dbslot *nd = calloc(ncap, sizeof(*nd));
+		uint32_t *na = calloc(ncap, sizeof(*na));
+		if (!nd || !na) {
+			free(nd);
+			free(na);
+			return NULL;
+		}
+		for (uint32_t i = 0; i < s->dbcap; i++) {
+			if (!s->dbs[i].used)
+				continue;
+			uint32_t j = (uint32_t)dbi_mix64(s->dbs[i].dbid) & (ncap - 1);
+			while (nd[j].used)
+				j = (j + 1) & (ncap - 1);
+			nd[j] = s->dbs[i];
+		}
+		/* active list holds slot numbers: rebuild it for the new layout */
+		uint32_t nact = 0;
+		for (uint32_t k = 0; k < s->nactive_dbs; k++) {
+			uint32_t dbid2 = s->dbs[s->active_dbs[k]].dbid;
+			uint32_t j = (uint32_t)dbi_mix64(dbid2) & (ncap - 1);
+			while (nd[j].dbid != dbid2)
+				j = (j + 1) & (ncap - 1);
+			na[nact++] = j;
+		}
+		free(s->dbs);
+		free(s->active_dbs);
+		s->dbs = nd;
+		s->active_dbs = na;
+		s->nactive_dbs = nact;
+		s->dbcap = ncap;
+		s->stats.grow_allocs += 2;
+	}
+	uint32_t i = (uint32_t)dbi_mix64(dbid) & (s->dbcap - 1);
+	while (s->dbs[i].used && s->dbs[i].dbid != dbid)
+		i = (i + 1) & (s->dbcap - 1);
+	if (!s->dbs[i].used) {
+		memset(&s->dbs[i], 0, sizeof(s->dbs[i]));
+		s->dbs[i].used = 1;
+		s->dbs[i].dbid = dbid;
+		s->ndbs++;
+	}
+	return &s->dbs[i];
+}
+
+static struct dbslot *db_active(struct dbi_pgss *s, uint32_t dbid)
+{
+	struct dbslot *d = db_slot(s, dbid);
+	if (!d)
+		return NULL;
+	if (d->active_gen != s->gen) {
+		d->active_gen = s->gen;
+		d->has_other = 0;
+		memset(&d->other, 0, sizeof(d->other));
+		d->exec_ms = 0;
+		memset(d->hist, 0, sizeof(d->hist));
+		d->hist_count = 0;
+		s->active_dbs[s->nactive_dbs++] = (uint32_t)(d - s->dbs);
+	}
+	return d;
+}
+
+static const struct dbslot *db_find(const struct dbi_pgss *s, uint32_t dbid)
+{
+	if (!s->dbcap)
+		return NULL;
+	for (uint32_t i = (uint32_t)dbi_mix64(dbid) & (s->dbcap - 1);; i = (i + 1) & (s->dbcap - 1)) {
+		if (!s->dbs[i].used)
+			return NULL;
+		if (s->dbs[i].dbid == dbid)
+			return &s->dbs[i];
+	}
+}
+
+/* ---- top-N heap ---- */
+
+/* a ranks below b: smaller exec time, then fewer calls, then a fixed key order. */
+static bool top_less(const struct topslot *a, const struct topslot *b)
+{
+	if (a->key != b->key)
+		return a->key < b->key;
+	if (a->d.c[DBI_PGSS_C_CALLS] != b->d.c[DBI_PGSS_C_CALLS])
+		return a->d.c[DBI_PGSS_C_CALLS] < b->d.c[DBI_PGSS_C_CALLS];
+	if (a->queryid != b->queryid)
+		return a->queryid > b->queryid;
+	if (a->dbid != b->dbid)
+		return a->dbid > b->dbid;
+	if (a->userid != b->userid)
+		return a->userid > b->userid;
+	return a->toplevel < b->toplevel;
+}
+
+static void heap_down(struct dbi_pgss *s, uint32_t i)
+{
+	uint32_t n = s->ntop;
+	for (;;) {
+		uint32_t l = 2 * i + 1, r = l + 1, m = i;
+		if (l < n && top_less(&s->top[s->heap[l]], &s->top[s->heap[m]]))
+			m = l;
+		if (r < n && top_less(&s->top[s->heap[r]], &s->top[s->heap[m]]))
+			m = r;
+		if (m == i)
+			return;
+		uint32_t t = s->heap[i];
+		s->heap[i] = s->heap[m];
+		s->heap[m] = t;
+		i = m;
+	}
+}
+
+static void heap_up(struct dbi_pgss *s, uint32_t i)
+{
+	while (i > 0) {
+		uint32_t p = (i - 1) / 2;
+		if (!top_less(&s->top[s->heap[i]], &s->top[s->heap[p]]))
+			return;
+		uint32_t t = s->heap[i];
+		s->heap[i] = s->heap[p];
+		s->heap[p] = t;
+		i = p;
+	}
+}
+
+static void to_other(struct dbi_pgss *s, uint32_t dbid, const struct dbi_pgss_ctrs *d)
+{
+	struct dbslot *db = db_active(s, dbid);
+	if (!db)
+		return;
+	db->has_other = 1;
+	ctrs_add(&db->other, d);
+}
+
+/* Offer an active statement's delta to the top-N; what does not stay goes to "other". */
+static void top_offer(struct dbi_pgss *s, const struct stmt *t, uint32_t idx, const struct dbi_pgss_ctrs *d)
+{
+	struct topslot cand = {.key = d->t[DBI_PGSS_T_EXEC],
+	                       .dbid = t->dbid,
+	                       .userid = t->userid,
+	                       .queryid = t->queryid,
+	                       .toplevel = t->toplevel,
+	                       .idx = idx,
+	                       .d = *d};
+	if (s->ntop < s->cfg.limit) {
+		uint32_t slot = s->ntop;
+		s->top[slot] = cand;
+		s->heap[s->ntop++] = slot;
+		heap_up(s, s->ntop - 1);
+		return;
+	}
+	struct topslot *min = &s->top[s->heap[0]];
+	if (!top_less(min, &cand)) {
+		to_other(s, cand.dbid, &cand.d);
+		return;
+	}
+	to_other(s, min->dbid, &min->d);
+	*min = cand;
+	heap_down(s, 0);
+}
+
+/* After the heap is final: order it by rank, best first (N log N on N items only). */
+static void top_sort(struct dbi_pgss *s)
+{
+	/* heap sort in place on the heap array: pop the minimum to the end repeatedly */
+	uint32_t n = s->ntop;
+	while (s->ntop > 1) {
+		uint32_t t = s->heap[0];
+		s->heap[0] = s->heap[s->ntop - 1];
+		s->heap[s->ntop - 1] = t;
+		s->ntop--;
+		heap_down(s, 0);
+	}
+	s->ntop = n; /* heap[] now ascending from the end: heap[0] is the largest */
+}
+
+/* ---- create / release ---- */
+
+struct dbi_pgss *dbi_pgss_create(const struct dbi_pgss_config *cfg, struct dbi_errbuf *err)
+{
+	struct dbi_pgss *s = calloc(1, sizeof(*s));
+	if (!s) {
+		dbi_err_set(err, "statements: out of memory");
+		return NULL;
+	}
+	s->cfg = *cfg;
+	if (!cfg->reg || !cfg->sink || !cfg->sink->point || !cfg->sink->reserve || !cfg->sink->commit) {
+		dbi_err_set(err, "statements: registry and sink are required");
+		goto fail;
+	}
+	if (!s->cfg.limit)
+		s->cfg.limit = 200;
+	if (!s->cfg.max_statements)
+		s->cfg.max_statements = 100000;
+	if (!s->cfg.metrics)
+		s->cfg.metrics = DBI_PGSS_M_DEFAULT;
+	s->cfg.metrics &= DBI_PGSS_M_ALL;
+	if (!s->cfg.sample_max)
+		s->cfg.sample_max = 4096;
+	if (s->cfg.sample_max < 64)
+		s->cfg.sample_max = 64;
+	if (!s->cfg.cache_bytes)
+		s->cfg.cache_bytes = 1u << 20;
+
+	s->cache = cfg->cache;
+	if (!s->cache) {
+		s->cache = dbi_qfp_cache_create(s->cfg.cache_bytes);
+		s->own_cache = true;
+		if (!s->cache)
+			goto oom;
+	}
+	for (int m = 0; m < DBI_PGSS_M_COUNT; m++) {
+		s->mid[m] = dbi_metric_intern(cfg->reg, &stmt_defs[m]);
+		if (!s->mid[m])
+			goto reg;
+	}
+	s->db_exec_mid = dbi_metric_intern(cfg->reg, &db_exec_def);
+	s->db_hist_mid = dbi_metric_intern(cfg->reg, &db_hist_def);
+	s->dealloc_mid = dbi_metric_intern(cfg->reg, &dealloc_def);
+	s->tracked_mid = dbi_metric_intern(cfg->reg, &tracked_def);
+	if (!s->db_exec_mid || !s->db_hist_mid || !s->dealloc_mid || !s->tracked_mid)
+		goto reg;
+
+	s->cap = DBI_MIN(1024u, s->cfg.max_statements);
+	s->icap = 1;
+	while (s->icap < 2 * s->cap)
+		s->icap <<= 1;
+	s->st = calloc(s->cap, sizeof(*s->st));
+	s->index = calloc(s->icap, sizeof(*s->index));
+	s->top = calloc(s->cfg.limit, sizeof(*s->top));
+	s->xcap = 2 * s->cfg.limit;
+	s->xs = calloc(s->xcap, sizeof(*s->xs));
+	s->heap = calloc(s->cfg.limit, sizeof(*s->heap));
+	s->want_q = calloc(s->cfg.limit, sizeof(*s->want_q));
+	s->param_q_cap = (size_t)s->cfg.limit * 22 + 4;
+	s->param_q = malloc(s->param_q_cap);
+	s->normbuf = malloc(s->cfg.sample_max);
+	s->dbcap = 32;
+	s->dbs = calloc(s->dbcap, sizeof(*s->dbs));
+	s->active_dbs = calloc(s->dbcap, sizeof(*s->active_dbs));
+	if (!s->st || !s->index || !s->top || !s->xs || !s->heap || !s->want_q || !s->param_q || !s->normbuf ||
+	    !s->dbs || !s->active_dbs)
+		goto oom;
+	s->phase = PH_IDLE;
+	return s;
+oom:
+	dbi_err_set(err, "statements: out of memory");
+	goto fail;
+reg:
+	dbi_err_set(err, "statements: cannot intern metric descriptors");
+fail:
+	dbi_pgss_release(s);
+	return NULL;
+}
+
+void dbi_pgss_release(struct dbi_pgss *s)
+{
+	if (!s)
+		return;
+	if (s->own_cache)
+		dbi_qfp_cache_release(s->cache);
+	name_clear(&s->dbnames);
+	name_clear(&s->rolenames);
+	free(s->dbnames.v);
+	free(s->rolenames.v);
+	free(s->st);
+	free(s->index);
+	free(s->xs);
+	free(s->dbs);
+	free(s->active_dbs);
+	free(s->hid);
+	free(s->top);
+	free(s->heap);
+	free(s->want_q);
+	free(s->want_db);
+	free(s->want_role);
+	free(s->param_q);
+	free(s->param_db);
+	free(s->param_role);
+	free(s->normbuf);
+	free(s);
+}
+
+void dbi_pgss_set_api(struct dbi_pgss *s, enum dbi_pgss_api api)
+{
+	s->api = api;
+	s->api_known = api != DBI_PGSS_API_NONE &&
+	               dbi_pgss_build_counters_sql(api, s->cfg.metrics, s->counters_sql, sizeof(s->counters_sql)) > 0;
+	s->ext_missing = false;
+}
+
+void dbi_pgss_connected(struct dbi_pgss *s, int server_version_num)
+{
+	s->server_version = server_version_num;
+	s->api_known = false;
+	s->ext_missing = false;
+	/* names may have changed while we were away: resolve again, re-intern series */
+	name_clear(&s->dbnames);
+	name_clear(&s->rolenames);
+	for (uint32_t e = 0; e < s->n; e++)
+		xslot_free(s, &s->st[e]);
+	for (uint32_t i = 0; i < s->dbcap; i++)
+		s->dbs[i].series_done = 0;
+	s->dealloc_sid = s->tracked_sid = 0;
+}
+
+void dbi_pgss_set_extversion(struct dbi_pgss *s, const char *extversion)
+{
+	if (!extversion) {
+		s->api_known = true;
+		s->ext_missing = true;
+		return;
+	}
+	dbi_pgss_set_api(s, dbi_pgss_api_of(extversion));
+	if (!s->api_known) {
+		s->api_known = true;
+		s->ext_missing = true;
+	}
+}
+
+enum dbi_pgss_status dbi_pgss_status(const struct dbi_pgss *s, const char **msg)
+{
+	if (msg)
+		*msg = s->msg;
+	return s->status;
+}
+
+const struct dbi_pgss_stats *dbi_pgss_get_stats(const struct dbi_pgss *s)
+{
+	return &s->stats;
+}
+
+static int fail(struct dbi_pgss *s, enum dbi_pgss_status st, const char *fmt, const char *detail)
+{
+	s->status = st;
+	snprintf(s->msg, sizeof(s->msg), fmt, detail ? detail : "");
+	s->phase = PH_FAILED;
+	s->stats.failures++;
+	return DBI_ERR;
+}
+
+/* ---- the scrape: counters ---- */
+
+int dbi_pgss_begin(struct dbi_pgss *s, uint64_t now_ns)
+{
+	if (s->counters_taken && s->phase != PH_DONE && s->interval_ready)
+		s->stats.lost_intervals++;
+	s->now_ns = now_ns;
+	s->status = DBI_PGSS_OK;
+	s->msg[0] = '\0';
+	s->counters_taken = false;
+	s->interval_ready = false;
+	s->nq = s->got = 0;
+	s->nwant_q = s->nwant_db = s->nwant_role = 0;
+	memset(&s->info_before, 0, sizeof(s->info_before));
+	memset(&s->info_after, 0, sizeof(s->info_after));
+	if (s->api_known && s->ext_missing) {
+		return fail(
+		        s, DBI_PGSS_EXT_MISSING,
+		        "pg_stat_statements is not installed in this database (CREATE EXTENSION pg_stat_statements)%s",
+		        NULL);
+	}
+	if (!s->api_known && s->server_version && s->server_version < 90500)
+		return fail(s, DBI_PGSS_VERSION, "server version too old for pg_stat_statements(showtext)%s", NULL);
+	s->phase = s->api_known ? PH_COUNTERS : PH_PROBE;
+	return DBI_OK;
+}
+
+static void counters_start(struct dbi_pgss *s, const struct dbi_pgss_info *before)
+{
+	s->gen++;
+	s->ntop = 0;
+	s->nactive_dbs = 0;
+	s->nhid = 0;
+	s->overflow_now = false;
+	s->reset_in_interval = false;
+	if (before && before->valid) {
+		s->info_before = *before;
+		if (s->reset_known && before->stats_reset != s->last_reset) {
+			s->reset_in_interval = true;
+			s->stats.resets++;
+		}
+	}
+}
+
+/*
+ * One row: update the entry, compute its interval delta, feed the aggregates. full_ok
+ * says whether an entry unknown to us may count its whole counters as interval activity.
+ */
+static void counters_row(struct dbi_pgss *s, const struct dbi_pgss_row *r, bool hidden)
+{
+	/* hidden aggregates get their own key space (bit 1 of the key's toplevel byte) */
+	uint8_t tl = (uint8_t)(r->toplevel ? 1 : 0) | (hidden ? 2 : 0);
+	uint32_t e = index_find(s, r->dbid, r->userid, hidden ? 0 : r->queryid, tl);
+	struct dbi_pgss_ctrs d;
+	bool have_delta = false;
+	struct stmt *t;
+
+	if (e == UINT32_MAX) {
+		if (s->n == s->cap && table_grow(s) != DBI_OK) {
+			s->stats.overflow_rows++;
+			s->overflow_now = true;
+			return;
+		}
+		e = s->n++;
+		t = &s->st[e];
+		memset(t, 0, sizeof(*t));
+		t->dbid = r->dbid;
+		t->userid = r->userid;
+		t->queryid = hidden ? 0 : r->queryid;
+		t->toplevel = tl;
+		t->hidden = hidden;
+		index_insert(s, e);
+		s->stats.new_entries++;
+		/*
+		 * Unknown to us but the previous scrape saw everything: the entry was created
+		 * since then, so all of its counters belong to this interval. Hidden
+		 * aggregates are sums over entries we cannot tell apart: baseline only.
+		 */
+		if (s->have_baseline && !s->prev_overflow && (!hidden || s->reset_in_interval)) {
+			d = r->v;
+			have_delta = true;
+		}
+	} else {
+		t = &s->st[e];
+		if (t->seen == s->gen) {
+			s->stats.bad_rows++; /* the same key twice in one result */
+			return;
+		}
+		bool recreated = s->reset_in_interval;
+		if (!recreated && r->stats_since && t->stats_since && r->stats_since != t->stats_since)
+			recreated = true;
+		if (!recreated && ctrs_decreased(&r->v, &t->cur))
+			recreated = true;
+		/* min only falls and max only rises over an entry's life (PG < 17: no minmax-only reset) */
+		if (!recreated && !r->stats_since && !hidden && t->cur.c[DBI_PGSS_C_CALLS] &&
+		    r->v.c[DBI_PGSS_C_CALLS] && (r->max_exec < t->max_exec || r->min_exec > t->min_exec))
+			recreated = true;
+		if (recreated) {
+			s->stats.rebaselines++;
+			if (!hidden || s->reset_in_interval) {
+				d = r->v;
+				have_delta = true;
+			}
+		} else {
+			ctrs_sub(&d, &r->v, &t->cur);
+			have_delta = true;
+		}
+	}
+	t->seen = s->gen;
+	t->cur = r->v;
+	t->stats_since = r->stats_since;
+	t->min_exec = r->min_exec;
+	t->max_exec = r->max_exec;
+
+	if (!have_delta || !ctrs_active(&d))
+		return;
+	if (t->toplevel & 1) {
+		struct dbslot *db = db_active(s, t->dbid);
+		uint64_t calls = d.c[DBI_PGSS_C_CALLS];
+		if (db) {
+			db->exec_ms += d.t[DBI_PGSS_T_EXEC];
+			if (calls) {
+				db->hist[dbi_pgss_hist_bucket(d.t[DBI_PGSS_T_EXEC] / (double)calls)] += calls;
+				db->hist_count += calls;
+			}
+		}
+	}
+	if (hidden)
+		to_other(s, t->dbid, &d);
+	else
+		top_offer(s, t, e, &d);
+}
+
+static void hidden_add(struct dbi_pgss *s, const struct dbi_pgss_row *r)
+{
+	uint32_t i;
+	for (i = 0; i < s->nhid; i++)
+		if (s->hid[i].dbid == r->dbid && s->hid[i].userid == r->userid && s->hid[i].toplevel == r->toplevel)
+			break;
+	if (i == s->nhid) {
+		if (s->nhid == s->hidcap) {
+			struct hidden_agg *nh = grow_array(s, s->hid, sizeof(*nh), &s->hidcap, s->nhid + 1);
+			if (!nh) {
+				s->stats.overflow_rows++;
+				return;
+			}
+			s->hid = nh;
+		}
+		memset(&s->hid[i], 0, sizeof(s->hid[i]));
+		s->hid[i].dbid = r->dbid;
+		s->hid[i].userid = r->userid;
+		s->hid[i].toplevel = r->toplevel;
+		s->nhid++;
+	}
+	ctrs_add(&s->hid[i].v, &r->v);
+}
+
+static void row_in(struct dbi_pgss *s, const struct dbi_pgss_row *r)
+{
+	s->stats.rows++;
+	if (!r->has_queryid) {
+		s->stats.hidden_rows++;
+		hidden_add(s, r);
+		return;
+	}
+	counters_row(s, r, false);
+}
+
+/* Does any top-N statement's queryid lack a fingerprint? Which names are unknown? */
+static void plan_followups(struct dbi_pgss *s)
+{
+	s->nwant_q = s->nwant_db = s->nwant_role = 0;
+	if (!s->interval_ready)
+		return;
+	for (uint32_t k = 0; k < s->ntop; k++) {
+		struct stmt *t = &s->st[s->top[s->heap[k]].idx];
+		struct dbi_qfp q;
+		if (!t->has_fp && dbi_qfp_cache_get(s->cache, s->cfg.tag, t->queryid, &q)) {
+			t->fp = q.fp;
+			t->has_fp = 1;
+		}
+		if (!t->has_fp) {
+			uint32_t j;
+			for (j = 0; j < s->nwant_q && s->want_q[j] != t->queryid; j++)
+				;
+			if (j == s->nwant_q)
+				s->want_q[s->nwant_q++] = t->queryid;
+		}
+		if (!name_get(&s->rolenames, t->userid)) {
+			uint32_t j;
+			for (j = 0; j < s->nwant_role && s->want_role[j] != t->userid; j++)
+				;
+			if (j == s->nwant_role) {
+				if (s->nwant_role == s->want_role_cap) {
+					uint32_t *nw = grow_array(s, s->want_role, sizeof(*nw), &s->want_role_cap,
+					                          s->nwant_role + 1);
+					if (!nw)
+						continue;
+					s->want_role = nw;
+				}
+				s->want_role[s->nwant_role++] = t->userid;
+			}
+		}
+	}
+	for (uint32_t k = 0; k < s->nactive_dbs; k++) {
+		uint32_t dbid = s->dbs[s->active_dbs[k]].dbid;
+		if (name_get(&s->dbnames, dbid))
+			continue;
+		if (s->nwant_db == s->want_db_cap) {
+			uint32_t *nw = grow_array(s, s->want_db, sizeof(*nw), &s->want_db_cap, s->nwant_db + 1);
+			if (!nw)
+				continue;
+			s->want_db = nw;
+		}
+		s->want_db[s->nwant_db++] = dbid;
+	}
+}
+
+static void counters_end(struct dbi_pgss *s)
+{
+	uint32_t removed = 0;
+
+	for (uint32_t i = 0; i < s->nhid; i++) {
+		struct dbi_pgss_row r = {.dbid = s->hid[i].dbid,
+		                         .userid = s->hid[i].userid,
+		                         .toplevel = s->hid[i].toplevel,
+		                         .v = s->hid[i].v};
+		counters_row(s, &r, true);
+	}
+	/* entries not in this scrape are gone (evicted or reset): forget them */
+	for (uint32_t e = 0; e < s->n; e++)
+		if (s->st[e].seen != s->gen)
+			removed++;
+	if (removed) {
+		uint32_t j = 0;
+		for (uint32_t e = 0; e < s->n; e++) {
+			if (s->st[e].seen != s->gen) {
+				xslot_free(s, &s->st[e]);
+				continue;
+			}
+			if (j != e)
+				s->st[j] = s->st[e];
+			j++;
+		}
+		s->n = j;
+		s->stats.gone += removed;
+		index_rebuild(s);
+		for (uint32_t k = 0; k < s->ntop; k++) {
+			struct topslot *ts = &s->top[k];
+			ts->idx = index_find(s, ts->dbid, ts->userid, ts->queryid, ts->toplevel);
+		}
+	}
+	s->stats.tracked = s->n;
+	top_sort(s);
+
+	s->interval_ready = s->have_baseline;
+	if (!s->interval_ready)
+		s->ntop = 0; /* first scrape: a baseline, nothing to export */
+	s->start_ns = s->last_counters_ns;
+	s->last_counters_ns = s->now_ns;
+	s->have_baseline = true;
+	s->prev_overflow = s->overflow_now;
+	s->counters_taken = true;
+	/* until the "after" info arrives we cannot tell whether a reset raced this read */
+	s->reset_known = false;
+	s->stats.scrapes++;
+	plan_followups(s);
+}
+
+/*
+ * Reset bookkeeping for the next scrape: stats_reset read before and after the counters.
+ * Equal: the counters belong to that reset epoch, and a later change means a reset
+ * after this read. Different: a reset raced the read; the next scrape relies on the
+ * counters alone (decrease / min-max checks).
+ */
+static void info_after(struct dbi_pgss *s, const struct dbi_pgss_info *after)
+{
+	if (after && after->valid)
+		s->info_after = *after;
+	if (s->info_before.valid && s->info_after.valid && s->info_before.stats_reset == s->info_after.stats_reset) {
+		s->reset_known = true;
+		s->last_reset = s->info_after.stats_reset;
+	} else {
+		s->reset_known = false;
+	}
+	s->have_dealloc_delta = false;
+	if (s->info_after.valid) {
+		if (s->have_last_info && s->info_after.stats_reset == s->last_info.stats_reset &&
+		    s->info_after.dealloc >= s->last_info.dealloc) {
+			s->dealloc_delta = s->info_after.dealloc - s->last_info.dealloc;
+			s->have_dealloc_delta = true;
+		} else if (s->have_last_info) {
+			s->dealloc_delta = s->info_after.dealloc; /* a reset zeroes dealloc */
+			s->have_dealloc_delta = true;
+		}
+		s->last_info = s->info_after;
+		s->have_last_info = true;
+	} else {
+		s->have_last_info = false;
+	}
+}
+
+int dbi_pgss_feed_counters(struct dbi_pgss *s, const struct dbi_pgss_info *before, const struct dbi_pgss_row *rows,
+                           size_t n, const struct dbi_pgss_info *after)
+{
+	if (s->phase == PH_IDLE || s->phase == PH_DONE || s->phase == PH_FAILED)
+		return DBI_ERR;
+	counters_start(s, before);
+	for (size_t i = 0; i < n; i++)
+		row_in(s, &rows[i]);
+	counters_end(s);
+	info_after(s, after);
+	s->phase = (s->nwant_q || s->nwant_db || s->nwant_role) ? PH_FOLLOW : PH_READY;
+	return DBI_OK;
+}
+
+size_t dbi_pgss_wanted_texts(const struct dbi_pgss *s, int64_t *out, size_t max)
+{
+	size_t n = DBI_MIN((size_t)s->nwant_q, max);
+	memcpy(out, s->want_q, n * sizeof(*out));
+	return n;
+}
+
+void dbi_pgss_feed_name(struct dbi_pgss *s, bool is_role, uint32_t oid, const char *name)
+{
+	name_put(s, is_role ? &s->rolenames : &s->dbnames, oid, name);
+}
+
+/* ---- samples ---- */
+
+typedef Opentelemetry__Proto__Common__V1__KeyValue pb_kv;
+typedef Opentelemetry__Proto__Common__V1__AnyValue pb_any;
+
+static const char *db_name(struct dbi_pgss *s, uint32_t dbid, char *buf, size_t len)
+{
+	const char *n = name_get(&s->dbnames, dbid);
+	if (n)
+		return n;
+	snprintf(buf, len, "%" PRIu32, dbid);
+	return buf;
+}
+
+static const char *role_name(struct dbi_pgss *s, uint32_t oid, char *buf, size_t len)
+{
+	const char *n = name_get(&s->rolenames, oid);
+	if (n)
+		return n;
+	snprintf(buf, len, "%" PRIu32, oid);
+	return buf;
+}
+
+static bool emit_sample(struct dbi_pgss *s, const struct stmt *t, const char *text)
+{
+	Opentelemetry__Proto__Logs__V1__LogRecord lr = OPENTELEMETRY__PROTO__LOGS__V1__LOG_RECORD__INIT;
+	pb_any body = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__INIT;
+	pb_kv kv[4];
+	pb_any v[4];
+	pb_kv *kvp[4];
+	char fph[DBI_QFP_HEX_SIZE], qid[24], dbb[16];
+	const char *keys[4] = {"db.query.fingerprint", "postgresql.queryid", "postgresql.database.name", "db.system"};
+	const char *vals[4];
+	struct dbi_otlp_rec *rec;
+	size_t len;
+
+	dbi_qfp_hex(t->fp, fph);
+	snprintf(qid, sizeof(qid), "%" PRId64, t->queryid);
+	vals[0] = fph;
+	vals[1] = qid;
+	vals[2] = db_name(s, t->dbid, dbb, sizeof(dbb));
+	vals[3] = "postgresql";
+	for (int i = 0; i < 4; i++) {
+		opentelemetry__proto__common__v1__key_value__init(&kv[i]);
+		opentelemetry__proto__common__v1__any_value__init(&v[i]);
+		v[i].value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE;
+		v[i].string_value = (char *)vals[i];
+		kv[i].key = (char *)keys[i];
+		kv[i].value = &v[i];
+		kvp[i] = &kv[i];
+	}
+	body.value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE;
+	body.string_value = (char *)text;
+	lr.time_unix_nano = s->now_ns;
+	lr.observed_time_unix_nano = s->now_ns;
+	lr.severity_number = OPENTELEMETRY__PROTO__LOGS__V1__SEVERITY_NUMBER__SEVERITY_NUMBER_INFO;
+	lr.severity_text = "INFO";
+	lr.body = &body;
+	lr.n_attributes = 4;
+	lr.attributes = kvp;
+	lr.event_name = "db.query.sample";
+
+	len = opentelemetry__proto__logs__v1__log_record__get_packed_size(&lr);
+	rec = s->cfg.sink->reserve(s->cfg.sink->ctx, DBI_REC_LOG, (uint32_t)(sizeof(*rec) + len), t->fp);
+	if (!rec) {
+		s->stats.dropped_records++;
+		return false;
+	}
+	rec->time_ns = s->now_ns;
+	rec->resource = s->cfg.resource;
+	rec->scope = s->cfg.scope;
+	memset(rec->trace_id, 0, sizeof(rec->trace_id));
+	rec->pb_len = (uint32_t)len;
+	rec->pad = 0;
+	opentelemetry__proto__logs__v1__log_record__pack(&lr, (uint8_t *)(rec + 1));
+	s->cfg.sink->commit(s->cfg.sink->ctx, rec);
+	s->stats.samples++;
+	return true;
+}
+
+void dbi_pgss_feed_text(struct dbi_pgss *s, int64_t queryid, const char *text)
+{
+	struct dbi_qfp q;
+	bool truncated, sampled = false;
+
+	if (!text)
+		return;
+	if (dbi_qfp_cache_get(s->cache, s->cfg.tag, queryid, &q)) {
+		/* a duplicate row (same queryid for another user/database): already done */
+		bool any = false;
+		for (uint32_t k = 0; k < s->ntop; k++) {
+			struct stmt *t = &s->st[s->top[s->heap[k]].idx];
+			if (t->queryid == queryid && !t->has_fp) {
+				t->fp = q.fp;
+				t->has_fp = 1;
+				any = true;
+			}
+		}
+		if (!any)
+			return;
+	} else {
+		if (dbi_qfp_compute(text, &q, s->normbuf, s->cfg.sample_max, &truncated) != DBI_OK)
+			return;
+		s->stats.texts_received++;
+		if (q.source == DBI_QFP_FALLBACK)
+			s->stats.parse_fallbacks++;
+		dbi_qfp_cache_put(s->cache, s->cfg.tag, queryid, &q);
+		for (uint32_t k = 0; k < s->ntop; k++) {
+			struct stmt *t = &s->st[s->top[s->heap[k]].idx];
+			if (t->queryid != queryid)
+				continue;
+			t->fp = q.fp;
+			t->has_fp = 1;
+			if (!sampled && !dbi_qfp_cache_sampled(s->cache, s->cfg.tag, q.fp)) {
+				if (emit_sample(s, t, s->normbuf))
+					dbi_qfp_cache_mark_sampled(s->cache, s->cfg.tag, q.fp);
+				sampled = true;
+			}
+		}
+	}
+}
+
+/* ---- emission ---- */
+
+static void emit_point(struct dbi_pgss *s, uint32_t sid, uint8_t kind, bool is_double, double dv, int64_t iv)
+{
+	struct dbi_point p;
+	const struct dbi_series *se;
+
+	if (!sid)
+		return;
+	memset(&p, 0, sizeof(p));
+	p.time_ns = s->now_ns;
+	p.start_ns = kind == DBI_PK_SUM ? s->start_ns : 0;
+	p.series = sid;
+	p.kind = kind;
+	if (is_double) {
+		p.flags = DBI_PF_DOUBLE;
+		p.v.d = dv;
+	} else {
+		p.v.i = iv;
+	}
+	se = dbi_series_get(s->cfg.reg, sid);
+	if (s->cfg.sink->point(s->cfg.sink->ctx, &p, se ? se->hash : sid) != DBI_OK)
+		s->stats.dropped_points++;
+	else
+		s->stats.points++;
+}
+
+static void emit_metrics(struct dbi_pgss *s, const uint32_t *sid, const struct dbi_pgss_ctrs *d)
+{
+	for (int m = 0; m < DBI_PGSS_M_COUNT; m++) {
+		if (!(s->cfg.metrics & DBI_PGSS_M_BIT(m)) || !sid[m])
+			continue;
+		if (m == DBI_PGSS_M_EXEC_MEAN) {
+			if (d->c[DBI_PGSS_C_CALLS])
+				emit_point(s, sid[m], DBI_PK_GAUGE, true,
+				           d->t[DBI_PGSS_T_EXEC] / 1000.0 / (double)d->c[DBI_PGSS_C_CALLS], 0);
+		} else if (metric_tm[m] >= 0) {
+			emit_point(s, sid[m], DBI_PK_SUM, true, d->t[metric_tm[m]] / 1000.0, 0);
+		} else {
+			emit_point(s, sid[m], DBI_PK_SUM, false, 0, (int64_t)d->c[metric_ctr[m]]);
+		}
+	}
+}
+
+/* Does this API level report the metric's source column at all? */
+static bool api_has(const struct dbi_pgss *s, int m)
+{
+	if (s->api && s->api < DBI_PGSS_API_1_8 &&
+	    (m == DBI_PGSS_M_PLAN_TIME || m == DBI_PGSS_M_WAL_RECORDS || m == DBI_PGSS_M_WAL_FPI ||
+	     m == DBI_PGSS_M_WAL_BYTES))
+		return false;
+	return true;
+}
+
+static uint32_t intern_series_set(struct dbi_pgss *s, const struct dbi_attr *a, size_t na, uint32_t *sid)
+{
+	uint32_t attrs = dbi_attrs_intern(s->cfg.reg, a, na);
+	if (!attrs)
+		return 0;
+	for (int m = 0; m < DBI_PGSS_M_COUNT; m++) {
+		sid[m] = 0;
+		if (!(s->cfg.metrics & DBI_PGSS_M_BIT(m)) || !api_has(s, m))
+			continue;
+		sid[m] = dbi_series_intern(s->cfg.reg, s->mid[m], s->cfg.resource, s->cfg.scope, attrs);
+		if (!sid[m])
+			s->stats.series_limit++;
+	}
+	return attrs;
+}
+
+static struct xslot *stmt_series(struct dbi_pgss *s, struct stmt *t)
+{
+	struct xslot *x;
+	struct dbi_attr a[6];
+	char fph[DBI_QFP_HEX_SIZE], qid[24], dbb[16], rb[16];
+	size_t na = 0;
+
+	if (t->xslot) {
+		x = &s->xs[t->xslot - 1];
+		if (x->with_fp == t->has_fp &&
+		    (x->named || !name_get(&s->dbnames, t->dbid) || !name_get(&s->rolenames, t->userid)))
+			return x;
+	} else {
+		uint32_t slot = s->xhand;
+		/* clock: the first slot not used by this scrape (one exists: pool = 2 x limit) */
+		while (s->xs[slot].used_gen == s->gen)
+			slot = (slot + 1) % s->xcap;
+		s->xhand = (slot + 1) % s->xcap;
+		x = &s->xs[slot];
+		if (x->used_gen) {
+			uint32_t owner = index_find(s, x->dbid, x->userid, x->queryid, x->toplevel);
+			if (owner != UINT32_MAX)
+				s->st[owner].xslot = 0;
+		}
+		memset(x, 0, sizeof(*x));
+		x->dbid = t->dbid;
+		x->userid = t->userid;
+		x->queryid = t->queryid;
+		x->toplevel = t->toplevel;
+		t->xslot = slot + 1;
+	}
+	snprintf(qid, sizeof(qid), "%" PRId64, t->queryid);
+	a[na++] = (struct dbi_attr){
+	        .key = "postgresql.database.name", .type = DBI_AT_STR, .v.s = db_name(s, t->dbid, dbb, sizeof(dbb))};
+	a[na++] = (struct dbi_attr){
+	        .key = "postgresql.user.name", .type = DBI_AT_STR, .v.s = role_name(s, t->userid, rb, sizeof(rb))};
+	a[na++] = (struct dbi_attr){.key = "postgresql.queryid", .type = DBI_AT_STR, .v.s = qid};
+	if (t->has_fp) {
+		dbi_qfp_hex(t->fp, fph);
+		a[na++] = (struct dbi_attr){.key = "db.query.fingerprint", .type = DBI_AT_STR, .v.s = fph};
+	}
+	if (s->api >= DBI_PGSS_API_1_9)
+		a[na++] = (struct dbi_attr){
+		        .key = "postgresql.statement.toplevel", .type = DBI_AT_BOOL, .v.b = t->toplevel};
+	x->attrs = intern_series_set(s, a, na, x->sid);
+	s->stats.series_interns++;
+	x->with_fp = t->has_fp;
+	x->named = name_get(&s->dbnames, t->dbid) && name_get(&s->rolenames, t->userid);
+	return x;
+}
+
+static void db_series(struct dbi_pgss *s, struct dbslot *db)
+{
+	char dbb[16];
+	const char *name = db_name(s, db->dbid, dbb, sizeof(dbb));
+	struct dbi_attr a[3] = {
+	        {.key = "postgresql.database.name", .type = DBI_AT_STR, .v.s = name},
+	        {.key = "db.query.fingerprint", .type = DBI_AT_STR, .v.s = "other"},
+	        {.key = "postgresql.queryid", .type = DBI_AT_STR, .v.s = "other"},
+	};
+	uint32_t one;
+
+	intern_series_set(s, a, 3, db->other_sid);
+	one = dbi_attrs_intern(s->cfg.reg, a, 1);
+	db->exec_sid = one ? dbi_series_intern(s->cfg.reg, s->db_exec_mid, s->cfg.resource, s->cfg.scope, one) : 0;
+	db->hist_sid = one ? dbi_series_intern(s->cfg.reg, s->db_hist_mid, s->cfg.resource, s->cfg.scope, one) : 0;
+	if (!db->exec_sid || !db->hist_sid)
+		s->stats.series_limit++;
+	/* a name that is still an OID string is re-resolved next time */
+	db->series_done = name_get(&s->dbnames, db->dbid) != NULL;
+}
+
+static void emit_hist(struct dbi_pgss *s, const struct dbslot *db)
+{
+	size_t len = dbi_hist_rec_size(DBI_PGSS_HIST_NB);
+	const struct dbi_series *se = dbi_series_get(s->cfg.reg, db->hist_sid);
+	struct dbi_hist_rec *h;
+
+	if (!db->hist_sid)
+		return;
+	h = s->cfg.sink->reserve(s->cfg.sink->ctx, DBI_REC_HIST, (uint32_t)len, se ? se->hash : db->hist_sid);
+	if (!h) {
+		s->stats.dropped_records++;
+		return;
+	}
+	h->time_ns = s->now_ns;
+	h->start_ns = s->start_ns;
+	h->count = db->hist_count;
+	h->sum = db->exec_ms / 1000.0;
+	h->min = h->max = 0;
+	h->series = db->hist_sid;
+	h->flags = DBI_HF_HAS_SUM;
+	h->nbounds = DBI_PGSS_HIST_NB;
+	for (int i = 0; i < DBI_PGSS_HIST_NB; i++)
+		dbi_hist_bounds(h)[i] = dbi_pgss_hist_bounds_ms[i] / 1000.0;
+	memcpy(dbi_hist_counts(h), db->hist, sizeof(db->hist));
+	s->cfg.sink->commit(s->cfg.sink->ctx, h);
+}
+
+static void emit_target(struct dbi_pgss *s)
+{
+	if (!s->tracked_sid || !s->dealloc_sid) {
+		uint32_t none = dbi_attrs_intern(s->cfg.reg, NULL, 0);
+		s->tracked_sid =
+		        none ? dbi_series_intern(s->cfg.reg, s->tracked_mid, s->cfg.resource, s->cfg.scope, none) : 0;
+		s->dealloc_sid =
+		        none ? dbi_series_intern(s->cfg.reg, s->dealloc_mid, s->cfg.resource, s->cfg.scope, none) : 0;
+	}
+	emit_point(s, s->tracked_sid, DBI_PK_GAUGE, false, 0, (int64_t)s->n);
+	if (s->have_dealloc_delta)
+		emit_point(s, s->dealloc_sid, DBI_PK_SUM, false, 0, s->dealloc_delta);
+}
+
+int dbi_pgss_emit(struct dbi_pgss *s)
+{
+	if (s->phase != PH_READY && s->phase != PH_FOLLOW)
+		return DBI_ERR;
+	if (s->interval_ready) {
+		/* pin the slots this scrape will use before any new statement takes one */
+		for (uint32_t k = 0; k < s->ntop; k++) {
+			const struct stmt *t = &s->st[s->top[s->heap[k]].idx];
+			if (t->xslot)
+				s->xs[t->xslot - 1].used_gen = s->gen;
+		}
+		for (uint32_t k = 0; k < s->ntop; k++) {
+			struct topslot *ts = &s->top[s->heap[k]];
+			struct stmt *t = &s->st[ts->idx];
+			struct xslot *x;
+			if (!t->has_fp)
+				s->stats.text_missing++;
+			x = stmt_series(s, t);
+			x->used_gen = s->gen;
+			emit_metrics(s, x->sid, &ts->d);
+		}
+		for (uint32_t k = 0; k < s->nactive_dbs; k++) {
+			struct dbslot *db = &s->dbs[s->active_dbs[k]];
+			if (!db->series_done)
+				db_series(s, db);
+			if (db->has_other)
+				emit_metrics(s, db->other_sid, &db->other);
+			emit_point(s, db->exec_sid, DBI_PK_SUM, true, db->exec_ms / 1000.0, 0);
+			emit_hist(s, db);
+		}
+	}
+	emit_target(s);
+	s->phase = PH_DONE;
+	return DBI_OK;
+}
+
+/* ---- inspection ---- */
+
+size_t dbi_pgss_last_top(const struct dbi_pgss *s, struct dbi_pgss_top *out, size_t max)
+{
+	size_t n = 0;
+	for (uint32_t k = 0; k < s->ntop && n < max; k++, n++) {
+		const struct topslot *ts = &s->top[s->heap[k]];
+		const struct stmt *t = &s->st[ts->idx];
+		out[n] = (struct dbi_pgss_top){.dbid = ts->dbid,
+		                               .userid = ts->userid,
+		                               .queryid = ts->queryid,
+		                               .toplevel = ts->toplevel,
+		                               .has_fp = t->has_fp,
+		                               .fp = t->fp,
+		                               .delta = ts->d};
+	}
+	return n;
+}
+
+bool dbi_pgss_last_other(const struct dbi_pgss *s, uint32_t dbid, struct dbi_pgss_ctrs *out)
+{
+	const struct dbslot *db = db_find(s, dbid);
+	if (!db || db->active_gen != s->gen || !db->has_other || !s->interval_ready)
+		return false;
+	*out = db->other;
+	return true;
+}
+
+/* ---- PGresult decoding ---- */
+
+#define OID_BOOL 16
+#define OID_INT8 20
+#define OID_INT4 23
+#define OID_OID 26
+#define OID_FLOAT8 701
+#define OID_TIMESTAMPTZ 1184
+
+static bool col_u64(const PGresult *r, int row, int col, uint64_t *out)
+{
+	const char *v;
+	*out = 0;
+	if (col < 0 || PQgetisnull(r, row, col))
+		return true;
+	v = PQgetvalue(r, row, col);
+	if (PQfformat(r, col) == 1) {
+		Oid t = PQftype(r, col);
+		int len = PQgetlength(r, row, col);
+		if ((t == OID_INT8 || t == OID_TIMESTAMPTZ || t == OID_FLOAT8) && len == 8) {
+			uint64_t x;
+			memcpy(&x, v, 8);
+			*out = be64toh(x);
+			return true;
+		}
+		if ((t == OID_INT4 || t == OID_OID) && len == 4) {
+			uint32_t x;
+			memcpy(&x, v, 4);
+			*out = t == OID_INT4 ? (uint64_t)(int64_t)(int32_t)be32toh(x) : be32toh(x);
+			return true;
+		}
+		if (t == OID_BOOL && len == 1) {
+			*out = v[0] != 0;
+			return true;
+		}
+		return false;
+	}
+	if (PQftype(r, col) == OID_BOOL) {
+		*out = v[0] == 't';
+		return true;
+	}
+	if (PQftype(r, col) == OID_TIMESTAMPTZ) {
+		*out = dbi_hash64(v, strlen(v), 0x7d); /* identity only */
+		return true;
+	}
+	char *end;
+	if (*v == '-')
+		*out = (uint64_t)strtoll(v, &end, 10);
+	else
+		*out = strtoull(v, &end, 10);
+	return end != v && *end == '\0';
+}
+
+static bool col_f64(const PGresult *r, int row, int col, double *out)
+{
+	const char *v;
+	if (col < 0 || PQgetisnull(r, row, col)) {
+		*out = 0;
+		return true;
+	}
+	v = PQgetvalue(r, row, col);
+	if (PQfformat(r, col) == 1) {
+		uint64_t x;
+		if (PQftype(r, col) != OID_FLOAT8 || PQgetlength(r, row, col) != 8)
+			return false;
+		memcpy(&x, v, 8);
+		x = be64toh(x);
+		memcpy(out, &x, 8);
+		return true;
+	}
+	char *end;
+	*out = strtod(v, &end);
+	return end != v && *end == '\0';
+}
+
+struct colmap {
+	int userid, dbid, toplevel, queryid, stats_since, min_exec, max_exec;
+	int c[DBI_PGSS_NCTR];
+	int t[DBI_PGSS_NTM];
+};
+
+static void colmap_build(const PGresult *r, struct colmap *m)
+{
+	static const char *const cnames[DBI_PGSS_NCTR] = {"calls",
+	                                                  "plans",
+	                                                  "rows",
+	                                                  "shared_blks_hit",
+	                                                  "shared_blks_read",
+	                                                  "shared_blks_dirtied",
+	                                                  "shared_blks_written",
+	                                                  "local_blks_read",
+	                                                  "local_blks_written",
+	                                                  "temp_blks_read",
+	                                                  "temp_blks_written",
+	                                                  "wal_records",
+	                                                  "wal_fpi",
+	                                                  "wal_bytes"};
+	static const char *const tnames[DBI_PGSS_NTM] = {"total_exec_time", "total_plan_time", "blk_read_time",
+	                                                 "blk_write_time"};
+	m->userid = PQfnumber(r, "userid");
+	m->dbid = PQfnumber(r, "dbid");
+	m->toplevel = PQfnumber(r, "toplevel");
+	m->queryid = PQfnumber(r, "queryid");
+	m->stats_since = PQfnumber(r, "stats_since");
+	m->min_exec = PQfnumber(r, "min_exec_time");
+	m->max_exec = PQfnumber(r, "max_exec_time");
+	for (int i = 0; i < DBI_PGSS_NCTR; i++)
+		m->c[i] = PQfnumber(r, cnames[i]);
+	for (int i = 0; i < DBI_PGSS_NTM; i++)
+		m->t[i] = PQfnumber(r, tnames[i]);
+}
+
+static bool decode_row(const PGresult *r, int row, const struct colmap *m, struct dbi_pgss_row *out)
+{
+	uint64_t u;
+	bool ok = true;
+
+	memset(out, 0, sizeof(*out));
+	ok &= col_u64(r, row, m->userid, &u);
+	out->userid = (uint32_t)u;
+	ok &= col_u64(r, row, m->dbid, &u);
+	out->dbid = (uint32_t)u;
+	if (m->toplevel >= 0) {
+		ok &= col_u64(r, row, m->toplevel, &u);
+		out->toplevel = u != 0;
+	} else {
+		out->toplevel = true;
+	}
+	out->has_queryid = !PQgetisnull(r, row, m->queryid);
+	ok &= col_u64(r, row, m->queryid, &u);
+	out->queryid = (int64_t)u;
+	ok &= col_u64(r, row, m->stats_since, &out->stats_since);
+	ok &= col_f64(r, row, m->min_exec, &out->min_exec);
+	ok &= col_f64(r, row, m->max_exec, &out->max_exec);
+	for (int i = 0; i < DBI_PGSS_NCTR; i++)
+		ok &= col_u64(r, row, m->c[i], &out->v.c[i]);
+	for (int i = 0; i < DBI_PGSS_NTM; i++)
+		ok &= col_f64(r, row, m->t[i], &out->v.t[i]);
+	return ok;
+}
+
+static bool decode_info(const PGresult *r, struct dbi_pgss_info *out)
+{
+	uint64_t u;
+	memset(out, 0, sizeof(*out));
+	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1 || PQnfields(r) < 2)
+		return false;
+	if (!col_u64(r, 0, 0, &out->stats_reset) || !col_u64(r, 0, 1, &u))
+		return false;
+	out->dealloc = (int64_t)u;
+	out->valid = true;
+	return true;
+}
+
+/* Map an error result to a status and message. */
+static int result_error(struct dbi_pgss *s, const PGresult *r)
+{
+	const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+	const char *em = r ? PQresultErrorMessage(r) : "no result";
+	char detail[160];
+
+	dbi_strlcpy(detail, em && *em ? em : PQresStatus(r ? PQresultStatus(r) : PGRES_FATAL_ERROR), sizeof(detail));
+	for (char *p = detail; *p; p++)
+		if (*p == '\n')
+			*p = ' ';
+	if (!state)
+		return fail(s, DBI_PGSS_FAILED, "pg_stat_statements query failed: %s", detail);
+	if (!strcmp(state, "42883") || !strcmp(state, "42P01"))
+		return fail(s, DBI_PGSS_EXT_MISSING,
+		            "pg_stat_statements is not installed in this database (CREATE EXTENSION "
+		            "pg_stat_statements): %s",
+		            detail);
+	if (!strcmp(state, "55000"))
+		return fail(s, DBI_PGSS_NOT_LOADED,
+		            "pg_stat_statements is not loaded (add it to shared_preload_libraries and restart): %s",
+		            detail);
+	if (!strcmp(state, "42501"))
+		return fail(s, DBI_PGSS_PRIVILEGE,
+		            "permission denied reading pg_stat_statements (grant pg_monitor): %s", detail);
+	if (!strcmp(state, "42703")) {
+		s->api_known = false; /* probe again next scrape */
+		return fail(s, DBI_PGSS_VERSION, "pg_stat_statements columns differ from its version: %s", detail);
+	}
+	return fail(s, DBI_PGSS_FAILED, "pg_stat_statements query failed: %s", detail);
+}
+
+static void build_int_array(char *buf, size_t cap, const void *vals, uint32_t n, bool is_i64)
+{
+	size_t o = 0;
+	buf[o++] = '{';
+	for (uint32_t i = 0; i < n && o + 24 < cap; i++) {
+		int w = is_i64 ? snprintf(buf + o, cap - o, "%s%" PRId64, i ? "," : "", ((const int64_t *)vals)[i])
+		               : snprintf(buf + o, cap - o, "%s%" PRIu32, i ? "," : "", ((const uint32_t *)vals)[i]);
+		if (w < 0)
+			break;
+		o += (size_t)w;
+	}
+	buf[o++] = '}';
+	buf[o] = '\0';
+}
+
+static int oid_params(struct dbi_pgss *s)
+{
+	size_t need = (size_t)DBI_MAX(s->nwant_db, s->nwant_role) * 12 + 4;
+	if (need > s->param_oid_cap) {
+		char *a = realloc(s->param_db, need), *b;
+		if (!a)
+			return DBI_ERR;
+		s->param_db = a;
+		b = realloc(s->param_role, need);
+		if (!b)
+			return DBI_ERR;
+		s->param_role = b;
+		s->param_oid_cap = need;
+		s->stats.grow_allocs += 2;
+	}
+	build_int_array(s->param_db, s->param_oid_cap, s->want_db, s->nwant_db, false);
+	build_int_array(s->param_role, s->param_oid_cap, s->want_role, s->nwant_role, false);
+	return DBI_OK;
+}
+
+unsigned dbi_pgss_queries(struct dbi_pgss *s, struct dbi_pgss_query *q, unsigned max)
+{
+	unsigned n = 0;
+
+	if (s->nq && s->got < s->nq) {
+		/* the current round is still out: the same queries again */
+		n = DBI_MIN(s->nq, max);
+		memcpy(q, s->q, n * sizeof(*q));
+		return n;
+	}
+	s->nq = s->got = 0;
+	memset(s->q, 0, sizeof(s->q));
+	switch (s->phase) {
+	case PH_PROBE:
+		s->q[n++] = (struct dbi_pgss_query){.sql = sql_probe, .kind = DBI_PGSS_Q_PROBE};
+		break;
+	case PH_COUNTERS:
+		if (dbi_pgss_info_sql(s->api))
+			s->q[n++] = (struct dbi_pgss_query){
+			        .sql = sql_info, .result_binary = 1, .kind = DBI_PGSS_Q_INFO_BEFORE};
+		s->q[n++] = (struct dbi_pgss_query){
+		        .sql = s->counters_sql, .result_binary = 1, .kind = DBI_PGSS_Q_COUNTERS};
+		if (dbi_pgss_info_sql(s->api))
+			s->q[n++] = (struct dbi_pgss_query){
+			        .sql = sql_info, .result_binary = 1, .kind = DBI_PGSS_Q_INFO_AFTER};
+		break;
+	case PH_FOLLOW:
+		/* names first: the samples sent while texts arrive carry the database name */
+		if ((s->nwant_db || s->nwant_role) && oid_params(s) == DBI_OK) {
+			s->q[n++] = (struct dbi_pgss_query){.sql = sql_names,
+			                                    .nparams = 2,
+			                                    .params = {s->param_db, s->param_role},
+			                                    .kind = DBI_PGSS_Q_NAMES};
+			s->stats.name_queries++;
+		}
+		if (s->nwant_q) {
+			build_int_array(s->param_q, s->param_q_cap, s->want_q, s->nwant_q, true);
+			s->q[n++] = (struct dbi_pgss_query){
+			        .sql = sql_texts, .nparams = 1, .params = {s->param_q}, .kind = DBI_PGSS_Q_TEXTS};
+			s->stats.text_queries++;
+			s->stats.texts_requested += s->nwant_q;
+		}
+		if (!n)
+			s->phase = PH_READY;
+		break;
+	default:
+		break;
+	}
+	s->nq = n;
+	n = DBI_MIN(n, max);
+	memcpy(q, s->q, n * sizeof(*q));
+	return n;
+}
+
+int dbi_pgss_result(struct dbi_pgss *s, unsigned i, const PGresult *r)
+{
+	const struct dbi_pgss_query *q;
+	ExecStatusType st;
+
+	if (i >= s->nq || s->phase == PH_FAILED)
+		return DBI_ERR;
+	q = &s->q[i];
+	s->got++;
+	st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+
+	switch (q->kind) {
+	case DBI_PGSS_Q_PROBE:
+		if (st != PGRES_TUPLES_OK)
+			return result_error(s, r);
+		if (PQntuples(r) < 1 || PQgetisnull(r, 0, 0)) {
+			s->api_known = true;
+			s->ext_missing = true;
+			return fail(s, DBI_PGSS_EXT_MISSING,
+			            "pg_stat_statements is not installed in this database "
+			            "(CREATE EXTENSION pg_stat_statements)%s",
+			            NULL);
+		}
+		dbi_pgss_set_api(s, dbi_pgss_api_of(PQgetvalue(r, 0, 0)));
+		if (!s->api_known)
+			return fail(s, DBI_PGSS_VERSION, "unsupported pg_stat_statements version %s",
+			            PQgetvalue(r, 0, 0));
+		s->phase = PH_COUNTERS;
+		break;
+	case DBI_PGSS_Q_INFO_BEFORE:
+		if (st != PGRES_TUPLES_OK && st != PGRES_PIPELINE_ABORTED)
+			return result_error(s, r);
+		if (!decode_info(r, &s->info_before))
+			memset(&s->info_before, 0, sizeof(s->info_before));
+		break;
+	case DBI_PGSS_Q_COUNTERS: {
+		struct colmap cm, *m = &cm;
+		struct dbi_pgss_row row;
+		int nrows;
+
+		if (st != PGRES_TUPLES_OK)
+			return result_error(s, r);
+		colmap_build(r, m);
+		if (m->userid < 0 || m->dbid < 0 || m->queryid < 0 || m->c[DBI_PGSS_C_CALLS] < 0 ||
+		    m->t[DBI_PGSS_T_EXEC] < 0)
+			return fail(s, DBI_PGSS_VERSION, "pg_stat_statements result lacks expected columns%s", NULL);
+		counters_start(s, &s->info_before);
+		nrows = PQntuples(r);
+		for (int k = 0; k < nrows; k++) {
+			if (!decode_row(r, k, m, &row)) {
+				s->stats.bad_rows++;
+				continue;
+			}
+			row_in(s, &row);
+		}
+		counters_end(s);
+		if (!dbi_pgss_info_sql(s->api))
+			info_after(s, NULL);
+		break;
+	}
+	case DBI_PGSS_Q_INFO_AFTER: {
+		struct dbi_pgss_info after;
+		if (!decode_info(r, &after))
+			memset(&after, 0, sizeof(after));
+		if (s->counters_taken)
+			info_after(s, &after);
+		break;
+	}
+	case DBI_PGSS_Q_NAMES:
+		if (st == PGRES_TUPLES_OK) {
+			for (int k = 0; k < PQntuples(r); k++) {
+				const char *role = PQgetvalue(r, k, 0);
+				uint32_t oid = (uint32_t)strtoul(PQgetvalue(r, k, 1), NULL, 10);
+				dbi_pgss_feed_name(s, role[0] == 't', oid, PQgetvalue(r, k, 2));
+			}
+		}
+		break;
+	case DBI_PGSS_Q_TEXTS:
+		if (st == PGRES_TUPLES_OK) {
+			for (int k = 0; k < PQntuples(r); k++) {
+				if (PQgetisnull(r, k, 0) || PQgetisnull(r, k, 1))
+					continue;
+				dbi_pgss_feed_text(s, (int64_t)strtoll(PQgetvalue(r, k, 0), NULL, 10),
+				                   PQgetvalue(r, k, 1));
+			}
+		}
+		break;
+	default:
+		return DBI_ERR;
+	}
+
+	if (s->got == s->nq) {
+		if (s->phase == PH_COUNTERS && s->counters_taken)
+			s->phase = (s->nwant_q || s->nwant_db || s->nwant_role) ? PH_FOLLOW : PH_READY;
+		else if (s->phase == PH_FOLLOW)
+			s->phase = PH_READY;
+		s->nq = s->got = 0;
+	}
+	return DBI_OK;
+}
