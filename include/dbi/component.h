@@ -112,6 +112,14 @@ struct dbi_component {
 /* Pass a batch to the rest of the chain (processors only). */
 int dbi_next(struct dbi_next *next, struct dbi_batch *b);
 
+/*
+ * Test seam: a `next` that hands every non-empty batch to fn(arg, b) instead of a
+ * pipeline, so unit tests and benchmarks can drive a processor's callbacks directly.
+ * The batch is valid only during the call, as anywhere else.
+ */
+struct dbi_next *dbi_next_func_create(int (*fn)(void *arg, struct dbi_batch *b), void *arg);
+void dbi_next_func_destroy(struct dbi_next *n);
+
 /* ---- receiver thread context ---- */
 
 bool dbi_rctx_stopping(const struct dbi_rctx *c);

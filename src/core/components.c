@@ -10,6 +10,7 @@ extern const struct dbi_component dbi_receiver_loadgen;
 extern const struct dbi_component dbi_receiver_otlp;
 extern const struct dbi_component dbi_processor_batch;
 extern const struct dbi_component dbi_processor_memory_limiter;
+extern const struct dbi_component dbi_processor_cumulativetodelta;
 extern const struct dbi_component dbi_exporter_debug;
 extern const struct dbi_component dbi_exporter_nop;
 extern const struct dbi_component dbi_extension_health_check;
@@ -21,6 +22,7 @@ const struct dbi_component *const dbi_components[] = {
         &dbi_receiver_otlp,
         &dbi_processor_batch,
         &dbi_processor_memory_limiter,
+        &dbi_processor_cumulativetodelta,
         &dbi_exporter_debug,
         &dbi_exporter_nop,
         &dbi_extension_health_check,

@@ -102,6 +102,9 @@ struct pl_shard {
 struct dbi_next {
 	struct pl_shard *ps;
 	unsigned stage;
+	/* dbi_next_func_create: no chain, batches go to fn (unit tests, benchmarks) */
+	int (*fn)(void *arg, struct dbi_batch *b);
+	void *arg;
 };
 
 struct route {

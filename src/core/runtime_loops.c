@@ -235,9 +235,11 @@ int dbi_next(struct dbi_next *next, struct dbi_batch *b)
 	struct pl_shard *ps = next->ps;
 	if (b->npts == 0 && b->nrecs == 0)
 		return DBI_OK;
+	if (dbi_unlikely(next->fn != NULL))
+		return next->fn(next->arg, b);
 	if (next->stage < ps->nprocs) {
 		struct comp_inst *ci = ps->procs[next->stage];
-		struct dbi_next nn = {ps, next->stage + 1};
+		struct dbi_next nn = {.ps = ps, .stage = next->stage + 1};
 		return ci->inst.desc->consume(ci->state, b, &nn);
 	}
 	ps->pt->tb.ts.local[TS_BATCHES]++;
@@ -246,11 +248,26 @@ int dbi_next(struct dbi_next *next, struct dbi_batch *b)
 	return DBI_OK;
 }
 
+struct dbi_next *dbi_next_func_create(int (*fn)(void *arg, struct dbi_batch *b), void *arg)
+{
+	struct dbi_next *n = calloc(1, sizeof(*n));
+	if (n) {
+		n->fn = fn;
+		n->arg = arg;
+	}
+	return n;
+}
+
+void dbi_next_func_destroy(struct dbi_next *n)
+{
+	free(n);
+}
+
 /* ---- processor threads ---- */
 
 static void run_chain(struct pl_shard *ps, struct dbi_batch *b)
 {
-	struct dbi_next n = {ps, 0};
+	struct dbi_next n = {.ps = ps, .stage = 0};
 	dbi_next(&n, b);
 }
 
@@ -327,7 +344,7 @@ static uint64_t run_ticks(struct ptd *pt, uint64_t now)
 			if (!ci->inst.desc->tick)
 				continue;
 			if (ci->deadline == 0 || ci->deadline <= now) {
-				struct dbi_next nn = {ps, i + 1};
+				struct dbi_next nn = {.ps = ps, .stage = i + 1};
 				dbi_arena_reset(&pt->arena);
 				ci->deadline = ci->inst.desc->tick(ci->state, now, &nn);
 			}
@@ -418,7 +435,7 @@ void *dbi_rt_processor_main(void *arg)
 		for (unsigned i = 0; i < ps->nprocs; i++) {
 			struct comp_inst *ci = ps->procs[i];
 			if (ci->inst.desc->flush) {
-				struct dbi_next nn = {ps, i + 1};
+				struct dbi_next nn = {.ps = ps, .stage = i + 1};
 				dbi_arena_reset(&pt->arena);
 				ci->inst.desc->flush(ci->state, &nn, deadline);
 			}

@@ -115,6 +115,20 @@ static const char *kind_name(const struct dbi_metric *m)
 	return "?";
 }
 
+/* ", delta" / ", cumulative" for sums and histograms, as OTel's debug exporter shows it. */
+static const char *temporality_text(const struct dbi_metric *m)
+{
+	if (m->kind != DBI_MK_SUM && m->kind != DBI_MK_HISTOGRAM && m->kind != DBI_MK_EXPHISTOGRAM)
+		return "";
+	switch (m->temporality) {
+	case DBI_TEMP_DELTA:
+		return ", delta";
+	case DBI_TEMP_CUMULATIVE:
+		return ", cumulative";
+	}
+	return ", unspecified";
+}
+
 static void series_text(struct debug *d, uint32_t sid, const struct dbi_metric **mout, char *attrs, size_t alen,
                         char *res, size_t rlen)
 {
@@ -147,8 +161,8 @@ static void print_point(struct debug *d, const struct dbi_point *p)
 		emit(d, "%s{%s} %s\n", name, attrs, val);
 		return;
 	}
-	emit(d, "metric %s (%s, unit %s) value %s\n  attributes: {%s}\n  resource: {%s}\n  time %s", name,
-	     m ? kind_name(m) : "?", m && *m->unit ? m->unit : "-", val, attrs, res,
+	emit(d, "metric %s (%s%s, unit %s) value %s\n  attributes: {%s}\n  resource: {%s}\n  time %s", name,
+	     m ? kind_name(m) : "?", m ? temporality_text(m) : "", m && *m->unit ? m->unit : "-", val, attrs, res,
 	     dbi_fmt_time(p->time_ns, ts, sizeof(ts)));
 	if (p->start_ns)
 		emit(d, " start %s", dbi_fmt_time(p->start_ns, ts, sizeof(ts)));
