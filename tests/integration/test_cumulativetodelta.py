@@ -9,20 +9,17 @@ is parsed at verbosity normal and detailed; the processor's counters are read wi
 A run that excludes the metric must pass the cumulative values through unchanged.
 """
 
-import json
 import os
 import re
-import signal
-import subprocess
 import sys
-import tempfile
-import time
 import unittest
 from collections import defaultdict
 
-BIN = os.environ.get("DBI_BINARY_DIR", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "build"))
-COLLECTOR = os.path.join(BIN, "dbi-collector")
-STAT = os.path.join(BIN, "dbi-stat")
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "support"))
+sys.dont_write_bytecode = True  # keep the source tree clean
+
+from collector import BIN, Collector, wait_until  # noqa: E402
 
 TARGETS = 3
 SERIES_PER_TARGET = 4
@@ -43,21 +40,9 @@ service:
   pipelines:
     metrics: {{receivers: [loadgen], processors: [cumulativetodelta], exporters: [debug]}}
 runtime:
-  shm: {{name: {shm}}}
+  shm: {{name: "{{shm}}"}}
   threads: {{processors: 2}}
 """
-
-
-def read(path):
-    with open(path) as f:
-        return f.read()
-
-
-def stat_json(name):
-    r = subprocess.run([STAT, "-n", name, "--once", "--json"], capture_output=True, text=True, timeout=30)
-    if r.returncode != 0:
-        return None
-    return json.loads(r.stdout)
 
 
 def counters(snapshot, group, type_):
@@ -73,46 +58,25 @@ def counters(snapshot, group, type_):
 class CumulativeToDelta(unittest.TestCase):
     def run_collector(self, verbosity, c2d="{}", want_out=TOTAL - NSERIES):
         """Run until the debug exporter has written want_out points; returns (stdout, c2d counters)."""
-        name = "t%d.c2d.%s.%d" % (os.getpid(), verbosity, int(time.monotonic() * 1000) % 100000)
-        with tempfile.TemporaryDirectory() as d:
-            cfg = os.path.join(d, "c.yaml")
-            with open(cfg, "w") as f:
-                f.write(CONFIG.format(targets=TARGETS, spt=SERIES_PER_TARGET, maxp=MAX_POINTS,
-                                      lthreads=LOADGEN_THREADS, c2d=c2d, verbosity=verbosity, shm=name))
-            out_path = os.path.join(d, "out.txt")
-            err_path = os.path.join(d, "err.txt")
-            with open(out_path, "w") as out, open(err_path, "w") as err:
-                p = subprocess.Popen([COLLECTOR, "--config", cfg], stdout=out, stderr=err)
-            try:
-                deadline = time.monotonic() + 60
-                snap = None
-                while time.monotonic() < deadline:
-                    self.assertIsNone(p.poll(), "collector exited early: " + read(err_path))
-                    snap = stat_json(name)
-                    if snap:
-                        emitted = counters(snap, "receivers", "loadgen")["emitted"]
-                        written = counters(snap, "exporters", "debug")["points"]
-                        if emitted == TOTAL and written >= want_out:
-                            break
-                    time.sleep(0.1)
-                else:
-                    got = {g: dict(counters(snap, g, ty)) for g, ty in
-                           (("receivers", "loadgen"), ("processors", "cumulativetodelta"), ("exporters", "debug"))}
-                    self.fail("pipeline did not deliver %d points in time: %s" % (want_out, got if snap else None))
-                c2d_counters = counters(snap, "processors", "cumulativetodelta")
-                # one instance per processor thread, each with its share of the series
-                shards = [b for b in snap["stats"]["processors"] if b["type"] == "cumulativetodelta"]
-                self.assertEqual(len(shards), 2)
-                if c2d_counters["series_tracked"]:
-                    for b in shards:
-                        self.assertGreater(b["counters"]["series_tracked"]["value"], 0, b["id"])
-                p.send_signal(signal.SIGTERM)
-                self.assertEqual(p.wait(timeout=30), 0, read(err_path))
-            finally:
-                if p.poll() is None:
-                    p.kill()
-                    p.wait()
-            return read(out_path), c2d_counters
+        config = CONFIG.format(targets=TARGETS, spt=SERIES_PER_TARGET, maxp=MAX_POINTS, lthreads=LOADGEN_THREADS,
+                               c2d=c2d, verbosity=verbosity)
+        with Collector(config) as col:
+            def delivered():
+                snap = col.stat()
+                emitted = counters(snap, "receivers", "loadgen")["emitted"]
+                written = counters(snap, "exporters", "debug")["points"]
+                return snap if emitted == TOTAL and written >= want_out else None
+
+            snap = wait_until(delivered, timeout=60, what="%d points at the debug exporter" % want_out)
+            c2d_counters = counters(snap, "processors", "cumulativetodelta")
+            # one instance per processor thread, each with its share of the series
+            shards = [b for b in snap["stats"]["processors"] if b["type"] == "cumulativetodelta"]
+            self.assertEqual(len(shards), 2)
+            if c2d_counters["series_tracked"]:
+                for b in shards:
+                    self.assertGreater(b["counters"]["series_tracked"]["value"], 0, b["id"])
+        self.assertEqual(col.returncode, 0, col.log())
+        return col.output(), c2d_counters
 
     def check_counters(self, c):
         self.assertEqual(c["converted"], TOTAL - NSERIES, c)
@@ -180,6 +144,6 @@ class CumulativeToDelta(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    if not os.access(COLLECTOR, os.X_OK):
-        sys.exit("no dbi-collector at %s (set DBI_BINARY_DIR)" % COLLECTOR)
+    if not os.access(os.path.join(BIN, "dbi-collector"), os.X_OK):
+        sys.exit("no dbi-collector in %s (set DBI_BINARY_DIR)" % BIN)
     unittest.main(verbosity=2)
