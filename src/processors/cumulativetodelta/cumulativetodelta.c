@@ -281,10 +281,10 @@ static int grow_array(void **arr, uint32_t *cap, uint32_t need, size_t elem)
 
 static const struct c2d_mverdict *metric_verdict(struct c2d *c, uint32_t mid)
 {
-	static const struct c2d_mverdict pass = {V_PASS, 0};
+	static const struct c2d_mverdict nomem = {V_NOTWIN, 0};
 	if (mid >= c->metrics_cap &&
 	    grow_array((void **)&c->metrics, &c->metrics_cap, mid + 1, sizeof(*c->metrics)) != DBI_OK)
-		return &pass;
+		return &nomem;
 	struct c2d_mverdict *mv = &c->metrics[mid];
 	if (mv->verdict != V_UNKNOWN)
 		return mv;
