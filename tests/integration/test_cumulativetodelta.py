@@ -104,14 +104,16 @@ class CumulativeToDelta(unittest.TestCase):
         block = re.compile(r"^metric loadgen\.counter \((.*), unit 1\) value (\S+)\n"
                            r"  attributes: \{([^}]*)\}\n"
                            r"  resource: \{([^}]*)\}\n"
-                           r"  time (\S+) start (\S+)$", re.M)
+                           r"  time (\S+) start (\S+)\n"
+                           r"  temporality: (\S+)$", re.M)
         blocks = block.findall(text)
         self.assertEqual(len(blocks), TOTAL - NSERIES, text[-2000:])
         last_time = {}
         per_series = defaultdict(int)
         chained = 0
-        for kind, value, attrs, resource, t, start in blocks:
-            self.assertEqual(kind, "sum(monotonic), delta")
+        for kind, value, attrs, resource, t, start, temporality in blocks:
+            self.assertEqual(kind, "sum(monotonic)")
+            self.assertEqual(temporality, "delta")
             self.assertEqual(value, "1")
             self.assertLessEqual(start, t)
             key = (resource, attrs)
@@ -132,11 +134,12 @@ class CumulativeToDelta(unittest.TestCase):
         self.assertEqual(c["converted"], 0)
         self.assertEqual(c["series_tracked"], 0)
         found = re.findall(r"^metric loadgen\.counter \((.*), unit 1\) value (\d+)\n  attributes: \{([^}]*)\}\n"
-                           r"  resource: \{([^}]*)\}", text, re.M)
+                           r"  resource: \{([^}]*)\}\n  time .*\n  temporality: (\S+)$", text, re.M)
         self.assertEqual(len(found), TOTAL)
         values = defaultdict(list)
-        for kind, value, attrs, resource in found:
-            self.assertEqual(kind, "sum(monotonic), cumulative")
+        for kind, value, attrs, resource, temporality in found:
+            self.assertEqual(kind, "sum(monotonic)")
+            self.assertEqual(temporality, "cumulative")
             values[(resource, attrs)].append(int(value))
         self.assertEqual(len(values), NSERIES)
         for v in values.values():

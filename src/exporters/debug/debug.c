@@ -115,18 +115,18 @@ static const char *kind_name(const struct dbi_metric *m)
 	return "?";
 }
 
-/* ", delta" / ", cumulative" for sums and histograms, as OTel's debug exporter shows it. */
+/* Temporality of sums and histograms (OTel's debug exporter shows it too); NULL for the rest. */
 static const char *temporality_text(const struct dbi_metric *m)
 {
-	if (m->kind != DBI_MK_SUM && m->kind != DBI_MK_HISTOGRAM && m->kind != DBI_MK_EXPHISTOGRAM)
-		return "";
+	if (!m || (m->kind != DBI_MK_SUM && m->kind != DBI_MK_HISTOGRAM && m->kind != DBI_MK_EXPHISTOGRAM))
+		return NULL;
 	switch (m->temporality) {
 	case DBI_TEMP_DELTA:
-		return ", delta";
+		return "delta";
 	case DBI_TEMP_CUMULATIVE:
-		return ", cumulative";
+		return "cumulative";
 	}
-	return ", unspecified";
+	return "unspecified";
 }
 
 static void series_text(struct debug *d, uint32_t sid, const struct dbi_metric **mout, char *attrs, size_t alen,
@@ -161,12 +161,14 @@ static void print_point(struct debug *d, const struct dbi_point *p)
 		emit(d, "%s{%s} %s\n", name, attrs, val);
 		return;
 	}
-	emit(d, "metric %s (%s%s, unit %s) value %s\n  attributes: {%s}\n  resource: {%s}\n  time %s", name,
-	     m ? kind_name(m) : "?", m ? temporality_text(m) : "", m && *m->unit ? m->unit : "-", val, attrs, res,
+	emit(d, "metric %s (%s, unit %s) value %s\n  attributes: {%s}\n  resource: {%s}\n  time %s", name,
+	     m ? kind_name(m) : "?", m && *m->unit ? m->unit : "-", val, attrs, res,
 	     dbi_fmt_time(p->time_ns, ts, sizeof(ts)));
 	if (p->start_ns)
 		emit(d, " start %s", dbi_fmt_time(p->start_ns, ts, sizeof(ts)));
 	emit(d, "\n");
+	if (temporality_text(m))
+		emit(d, "  temporality: %s\n", temporality_text(m));
 }
 
 static void print_hist(struct debug *d, const struct dbi_rec_hdr *h)
@@ -185,8 +187,11 @@ static void print_hist(struct debug *d, const struct dbi_rec_hdr *h)
 			emit(d, " +Inf:%" PRIu64, counts[i]);
 	}
 	emit(d, "]\n");
-	if (d->cfg->verbosity == V_DETAILED)
+	if (d->cfg->verbosity == V_DETAILED) {
 		emit(d, "  resource: {%s}\n", res);
+		if (temporality_text(m))
+			emit(d, "  temporality: %s\n", temporality_text(m));
+	}
 }
 
 /* detailed: the OTLP message a record carries, as one line of OTLP/JSON */
