@@ -23,7 +23,12 @@ struct dbi_http_request {
 	size_t body_len;
 };
 
-/* Fill a response; the server copies body. Return DBI_OK, or DBI_ERR to drop the connection. */
+/*
+ * Fill a response; the server copies body, unless release is set: then body is sent
+ * from where it is and release(release_cls) is called once the server is done with it
+ * (zero copy for large pages held by a reference). Return DBI_OK, or DBI_ERR to drop
+ * the connection (with release unset).
+ */
 struct dbi_http_response {
 	int status;
 	const char *content_type;
@@ -32,6 +37,8 @@ struct dbi_http_response {
 	const char *content_encoding; /* e.g. "gzip" or NULL */
 	int free_body;                /* free(body) after sending */
 	const char *extra_header[2];  /* optional name/value pair */
+	void (*release)(void *cls);   /* zero copy: called when body is no longer needed */
+	void *release_cls;
 };
 
 typedef int (*dbi_http_handler)(void *cls, const struct dbi_http_request *req, struct dbi_http_response *resp);

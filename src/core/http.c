@@ -33,9 +33,16 @@ struct req_state {
 
 static enum MHD_Result answer(struct MHD_Connection *c, const struct dbi_http_response *r)
 {
-	struct MHD_Response *resp =
-	        MHD_create_response_from_buffer(r->body_len, (void *)(r->body ? r->body : ""),
-	                                        r->free_body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_MUST_COPY);
+	struct MHD_Response *resp;
+	if (r->release) {
+		resp = MHD_create_response_from_buffer_with_free_callback_cls(
+		        r->body_len, (void *)(r->body ? r->body : ""), r->release, r->release_cls);
+		if (!resp)
+			r->release(r->release_cls);
+	} else {
+		resp = MHD_create_response_from_buffer(r->body_len, (void *)(r->body ? r->body : ""),
+		                                       r->free_body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_MUST_COPY);
+	}
 	if (!resp)
 		return MHD_NO;
 	if (r->content_type)
