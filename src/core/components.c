@@ -13,6 +13,7 @@ extern const struct dbi_component dbi_processor_memory_limiter;
 extern const struct dbi_component dbi_processor_cumulativetodelta;
 extern const struct dbi_component dbi_exporter_debug;
 extern const struct dbi_component dbi_exporter_nop;
+extern const struct dbi_component dbi_exporter_prometheus;
 extern const struct dbi_component dbi_extension_health_check;
 
 /* one line each, so parallel additions merge cleanly (clang-format would pack them) */
@@ -25,6 +26,7 @@ const struct dbi_component *const dbi_components[] = {
         &dbi_processor_cumulativetodelta,
         &dbi_exporter_debug,
         &dbi_exporter_nop,
+        &dbi_exporter_prometheus,
         &dbi_extension_health_check,
         NULL,
 };
