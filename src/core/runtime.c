@@ -21,6 +21,7 @@
 #include "dbi/clock.h"
 #include "dbi/log.h"
 #include "dbi/proc.h"
+#include "dbi/telemetry.h"
 #include "runtime_int.h"
 
 static const struct dbi_stat_def thread_stat_defs[] = {
@@ -61,6 +62,8 @@ static const struct dbi_stat_def runtime_stat_defs[] = {
         [RS_SHM_FREE] = {"shm_free_bytes", DBI_STAT_GAUGE, "unallocated bytes in the shared segment"},
         [RS_COUNT] = {NULL, 0, NULL},
 };
+const struct dbi_stat_def *const dbi_rt_thread_stat_defs = thread_stat_defs;
+const struct dbi_stat_def *const dbi_rt_runtime_stat_defs = runtime_stat_defs;
 
 /* ---- CPU placement ---- */
 
@@ -616,6 +619,31 @@ fail:
 	return DBI_ERR;
 }
 
+/*
+ * Start, move or stop the self-telemetry endpoint to match the config. It lives from
+ * start to destroy, across reloads (which stop and restart the pipelines) and through
+ * the final drain. A port that cannot be bound is logged, not fatal: the collector's
+ * own metrics are not worth losing the data path for.
+ */
+static void telemetry_apply(struct dbi_runtime *rt)
+{
+	const struct dbi_conf_service *svc = &rt->cfg_in->service;
+	const struct dbi_endpoint *ep = &svc->metrics_address;
+	if (rt->telemetry) {
+		const struct dbi_endpoint *cur = dbi_telemetry_endpoint(rt->telemetry);
+		if (svc->metrics_enabled && cur->port == ep->port && strcmp(cur->host, ep->host) == 0)
+			return;
+		dbi_telemetry_stop(rt->telemetry);
+		rt->telemetry = NULL;
+	}
+	if (!svc->metrics_enabled)
+		return;
+	struct dbi_errbuf err;
+	dbi_err_clear(&err);
+	if (dbi_telemetry_start(&rt->telemetry, rt->shm, ep, &err) != DBI_OK)
+		DBI_LOGE("runtime", "self-telemetry endpoint not started", "error=\"%s\"", err.msg);
+}
+
 int dbi_runtime_start(struct dbi_runtime *rt, struct dbi_errbuf *err)
 {
 	dbi_shm_set_state(rt->shm, DBI_RUN_STARTING);
@@ -623,6 +651,7 @@ int dbi_runtime_start(struct dbi_runtime *rt, struct dbi_errbuf *err)
 		dbi_runtime_stop(rt, 2 * DBI_NSEC_PER_SEC);
 		return DBI_ERR;
 	}
+	telemetry_apply(rt);
 	return DBI_OK;
 }
 
@@ -720,6 +749,8 @@ void dbi_runtime_destroy(struct dbi_runtime *rt)
 		return;
 	if (atomic_load(&rt->running))
 		dbi_runtime_stop(rt, 5 * DBI_NSEC_PER_SEC);
+	dbi_telemetry_stop(rt->telemetry);
+	rt->telemetry = NULL;
 	teardown(rt);
 	dbi_registry_destroy(rt->reg);
 	if (rt->shm)
@@ -821,6 +852,7 @@ int dbi_runtime_reload(struct dbi_runtime *rt, const struct dbi_config *cfg, str
 	if (done) {
 		rt->cfg_in = cfg;
 		rt->rstats.local[RS_RELOADS]++;
+		telemetry_apply(rt);
 		return DBI_OK;
 	}
 	/*
@@ -846,6 +878,7 @@ int dbi_runtime_reload(struct dbi_runtime *rt, const struct dbi_config *cfg, str
 	if (build(rt, err) == DBI_OK && start_threads(rt, err) == DBI_OK) {
 		rt->rstats.local[RS_RELOADS] = reloads + 1;
 		rt->rstats.local[RS_RELOAD_FAIL] = fails;
+		telemetry_apply(rt);
 		return DBI_OK;
 	}
 	DBI_LOGE("runtime", "reload: new pipelines failed to start; restoring the previous config", "");

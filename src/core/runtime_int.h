@@ -171,7 +171,12 @@ struct dbi_runtime {
 	struct dbi_stats rstats; /* runtime block */
 	struct dbi_shm_thread *main_thread;
 	uint64_t start_mono;
+	struct dbi_telemetry *telemetry; /* service.telemetry.metrics endpoint, NULL when off */
 };
+
+/* runtime.c: counter definitions of thread and runtime blocks (self-telemetry HELP text) */
+extern const struct dbi_stat_def *const dbi_rt_thread_stat_defs;
+extern const struct dbi_stat_def *const dbi_rt_runtime_stat_defs;
 
 /* runtime_loops.c */
 void *dbi_rt_receiver_main(void *arg);
