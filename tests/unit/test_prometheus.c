@@ -59,14 +59,11 @@ static void fx_start(struct fx *f)
 	dbi_err_clear(&err);
 	f->blk = calloc(1, sizeof(*f->blk));
 	assert_non_null(f->blk);
-	assert_int_equal(
-	        dbi_stats_init(&f->st, f->blk, DBI_SK_EXPORTER, "prometheus", "prometheus", dbi_exporter_prometheus.stats),
-	        DBI_OK);
-	f->inst = (struct dbi_inst){.id = "prometheus",
-	                            .desc = &dbi_exporter_prometheus,
-	                            .cfg = &f->cfg,
-	                            .reg = f->reg,
-	                            .stats = &f->st};
+	assert_int_equal(dbi_stats_init(&f->st, f->blk, DBI_SK_EXPORTER, "prometheus", "prometheus",
+	                                dbi_exporter_prometheus.stats),
+	                 DBI_OK);
+	f->inst = (struct dbi_inst){
+	        .id = "prometheus", .desc = &dbi_exporter_prometheus, .cfg = &f->cfg, .reg = f->reg, .stats = &f->st};
 	void *state = NULL;
 	assert_int_equal(dbi_exporter_prometheus.create(&f->inst, &state, &err), DBI_OK);
 	f->p = state;
@@ -95,8 +92,7 @@ static uint64_t stat(struct fx *f, const char *name)
 	return dbi_stats_get(&f->st, (unsigned)i);
 }
 
-static uint32_t metric(struct fx *f, const char *name, const char *unit, const char *desc, int kind, int mono,
-                       int temp)
+static uint32_t metric(struct fx *f, const char *name, const char *unit, const char *desc, int kind, int mono, int temp)
 {
 	struct dbi_metric_def d = {.name = name,
 	                           .unit = unit,
@@ -142,8 +138,9 @@ static void feed_point(struct fx *f, uint32_t s, uint64_t start, uint64_t t, int
 static const char *page(struct fx *f, int fmt)
 {
 	size_t len;
-	assert_int_equal(prom_render_publish(f->p, PROM_FMT_BIT(PROM_FMT_TEXT) | PROM_FMT_BIT(PROM_FMT_OM), dbi_mono_ns()),
-	                 DBI_OK);
+	assert_int_equal(
+	        prom_render_publish(f->p, PROM_FMT_BIT(PROM_FMT_TEXT) | PROM_FMT_BIT(PROM_FMT_OM), dbi_mono_ns()),
+	        DBI_OK);
 	const char *t = prom_page_text(f->p, fmt, &len);
 	assert_non_null(t);
 	assert_int_equal(strlen(t) >= len ? 0 : 1, 0);
@@ -157,13 +154,16 @@ static void has_line(const char *page, const char *line)
 	for (const char *s = page; (s = strstr(s, line)) != NULL; s++)
 		if ((s == page || s[-1] == '\n') && s[n] == '\n')
 			return;
-	fail_msg("line not on page: %s\n--- page ---\n%s", line, page);
+	fprintf(stderr, "--- page ---\n%s--- end ---\n", page); /* cmocka truncates long messages */
+	fail_msg("line not on page: %s", line);
 }
 
 static void no_text(const char *page, const char *text)
 {
-	if (strstr(page, text))
-		fail_msg("unexpected on page: %s\n--- page ---\n%s", text, page);
+	if (strstr(page, text)) {
+		fprintf(stderr, "--- page ---\n%s--- end ---\n", page);
+		fail_msg("unexpected on page: %s", text);
+	}
 }
 
 /* ---- naming ---- */
@@ -181,8 +181,8 @@ static void name_is(const char *ns, const char *name, const char *unit, int type
 static void test_metric_names(void **state)
 {
 	(void)state;
-	name_is("db_intelligence", "postgresql.db_size", "By", PT_GAUGE, true, "db_intelligence_postgresql_db_size_bytes",
-	        "db_intelligence_postgresql_db_size_bytes", "bytes");
+	name_is("db_intelligence", "postgresql.db_size", "By", PT_GAUGE, true,
+	        "db_intelligence_postgresql_db_size_bytes", "db_intelligence_postgresql_db_size_bytes", "bytes");
 	name_is("", "postgresql.commits", "1", PT_COUNTER, true, "postgresql_commits_total", "postgresql_commits", "");
 	name_is("", "system.memory.utilization", "1", PT_GAUGE, true, "system_memory_utilization_ratio",
 	        "system_memory_utilization_ratio", "ratio");
@@ -192,8 +192,8 @@ static void test_metric_names(void **state)
 	        "postgresql_blocks_read", "");
 	name_is("", "system.network.dropped", "packets", PT_COUNTER, true, "system_network_dropped_packets_total",
 	        "system_network_dropped_packets", "packets");
-	name_is("", "net.io.rate", "By/s", PT_GAUGE, true, "net_io_rate_bytes_per_second", "net_io_rate_bytes_per_second",
-	        "bytes_per_second");
+	name_is("", "net.io.rate", "By/s", PT_GAUGE, true, "net_io_rate_bytes_per_second",
+	        "net_io_rate_bytes_per_second", "bytes_per_second");
 	name_is("", "queries.rate", "{query}/s", PT_GAUGE, true, "queries_rate_per_second", "queries_rate_per_second",
 	        "per_second");
 	name_is("", "process.cpu.seconds", "s", PT_COUNTER, true, "process_cpu_seconds_total", "process_cpu_seconds",
@@ -405,12 +405,14 @@ static void test_resource_labels_and_timestamps(void **state)
 	/* no description: no HELP; job = namespace/name; no instance; point attribute beats resource attribute */
 	no_text(t, "# HELP g ");
 	has_line(t, "# TYPE g gauge");
-	has_line(t, "g{job=\"prod/pg\",otel_scope_name=\"dbi/test\",otel_scope_version=\"1.2\",host_name=\"point-wins\","
-	            "service_name=\"pg\",service_namespace=\"prod\"} -7 1700000000123");
+	has_line(t,
+	         "g{job=\"prod/pg\",otel_scope_name=\"dbi/test\",otel_scope_version=\"1.2\",host_name=\"point-wins\","
+	         "service_name=\"pg\",service_namespace=\"prod\"} -7 1700000000123");
 	has_line(t, "target_info{job=\"prod/pg\",host_name=\"h\"} 1");
 	const char *om = page(&f, PROM_FMT_OM);
-	has_line(om, "g{job=\"prod/pg\",otel_scope_name=\"dbi/test\",otel_scope_version=\"1.2\",host_name=\"point-wins\","
-	             "service_name=\"pg\",service_namespace=\"prod\"} -7 1700000000.123");
+	has_line(om,
+	         "g{job=\"prod/pg\",otel_scope_name=\"dbi/test\",otel_scope_version=\"1.2\",host_name=\"point-wins\","
+	         "service_name=\"pg\",service_namespace=\"prod\"} -7 1700000000.123");
 	fx_done(&f);
 }
 
@@ -448,8 +450,8 @@ static void test_histogram(void **state)
 	_Alignas(8) uint8_t buf[512];
 	const double bounds[] = {0.5, 1, 1e6};
 	const uint64_t counts[] = {1, 2, 3, 4};
-	const struct dbi_rec_hdr *rec = hist_rec(buf, s, 1000000000, 2000000000, bounds, counts, 3, 123.5,
-	                                         DBI_HF_HAS_SUM);
+	const struct dbi_rec_hdr *rec =
+	        hist_rec(buf, s, 1000000000, 2000000000, bounds, counts, 3, 123.5, DBI_HF_HAS_SUM);
 	feed(&f, NULL, 0, &rec, 1);
 	const char *t = page(&f, PROM_FMT_TEXT);
 	const char *L = "job=\"svc\",instance=\"i1\",otel_scope_name=\"dbi/test\",otel_scope_version=\"1.2\","
@@ -505,7 +507,8 @@ static void test_histogram(void **state)
 
 static const struct dbi_rec_hdr *summary_rec(uint8_t *buf, size_t cap, uint32_t s, uint32_t flags)
 {
-	Opentelemetry__Proto__Metrics__V1__SummaryDataPoint dp = OPENTELEMETRY__PROTO__METRICS__V1__SUMMARY_DATA_POINT__INIT;
+	Opentelemetry__Proto__Metrics__V1__SummaryDataPoint dp =
+	        OPENTELEMETRY__PROTO__METRICS__V1__SUMMARY_DATA_POINT__INIT;
 	Opentelemetry__Proto__Metrics__V1__SummaryDataPoint__ValueAtQuantile q[3], *qp[3];
 	const double qs[] = {0.5, 0.9, 0.99}, vs[] = {1.5, 7, 12.25};
 	for (int i = 0; i < 3; i++) {
@@ -946,7 +949,8 @@ static void test_http(void **state)
 
 	/* text preferred; gzip refused with q=0 */
 	http_get(port, "/metrics", "GET",
-	         "Accept: application/openmetrics-text;q=0.2, text/plain;q=0.9\r\nAccept-Encoding: gzip;q=0, br\r\n", &r);
+	         "Accept: application/openmetrics-text;q=0.2, text/plain;q=0.9\r\nAccept-Encoding: gzip;q=0, br\r\n",
+	         &r);
 	assert_int_equal(r.status, 200);
 	assert_non_null(strstr(r.headers, "text/plain; version=0.0.4"));
 	assert_null(strstr(r.headers, "Content-Encoding"));

@@ -22,6 +22,7 @@ struct loadgen_cfg {
 	int64_t threads;
 	int on_full; /* wait|drop */
 	uint64_t burst_interval;
+	char *metric_name;
 };
 
 enum { LG_ON_FULL_WAIT = 0, LG_ON_FULL_DROP = 1 };
@@ -73,6 +74,11 @@ static const struct dbi_conf_key loadgen_keys[] = {
          .offset = offsetof(struct loadgen_cfg, burst_interval),
          .def = "1ms",
          .doc = "pacing granularity at a fixed rate"},
+        {.name = "metric_name",
+         .type = DBI_CT_STRING,
+         .offset = offsetof(struct loadgen_cfg, metric_name),
+         .def = "loadgen.counter",
+         .doc = "name of the emitted metric"},
         DBI_CONF_END,
 };
 
@@ -113,7 +119,7 @@ static int loadgen_create(const struct dbi_inst *inst, void **state, struct dbi_
 		goto nomem;
 	lg->start_wall = dbi_wall_ns();
 
-	struct dbi_metric_def md = {.name = "loadgen.counter",
+	struct dbi_metric_def md = {.name = cfg->metric_name && *cfg->metric_name ? cfg->metric_name : "loadgen.counter",
 	                            .unit = "1",
 	                            .description = "synthetic monotonic counter",
 	                            .kind = DBI_MK_SUM,
