@@ -289,7 +289,8 @@ static void bring(struct tpage *pg, const struct dbi_shm_region *reg, const void
 	ring_labels(pg, reg);
 	add_u(pg, "dbi_byte_ring_capacity_bytes", false, "size of the record ring", size);
 	ring_labels(pg, reg);
-	add_u(pg, "dbi_byte_ring_used_bytes", false, "bytes of records waiting in the ring", DBI_MIN(head - tail, size));
+	add_u(pg, "dbi_byte_ring_used_bytes", false, "bytes of records waiting in the ring",
+	      DBI_MIN(head - tail, size));
 	ring_labels(pg, reg);
 	add_u(pg, "dbi_byte_ring_enqueued_total", true, "records put into the ring", LOAD(&r->records));
 	ring_labels(pg, reg);
@@ -370,7 +371,8 @@ static void write_page(struct tpage *pg, struct dbi_tbuf *out)
 				dbi_tbuf_putc(out, '}');
 			}
 			dbi_tbuf_putc(out, ' ');
-			dbi_tbuf_put(out, num, s->is_double ? dbi_prom_fmt_double(s->d, num) : dbi_prom_fmt_uint(s->u, num));
+			dbi_tbuf_put(out, num,
+			             s->is_double ? dbi_prom_fmt_double(s->d, num) : dbi_prom_fmt_uint(s->u, num));
 			dbi_tbuf_putc(out, '\n');
 		}
 	}

@@ -747,7 +747,9 @@ static void test_conflicts_duplicates(void **state)
 	feed(&f, NULL, 0, &rec, 1);
 	assert_int_equal(stat(&f, "dropped.exponential_histogram"), 1);
 	feed_point(&f, 99999, 0, 1, 1);
-	assert_int_equal(stat(&f, "dropped.unknown_series"), 1);
+	feed_point(&f, 4000000000u, 0, 1, 1); /* never sizes the store by a bogus id */
+	feed_point(&f, 0, 0, 1, 1);
+	assert_int_equal(stat(&f, "dropped.unknown_series"), 3);
 	/* an OTel metric named like the exporter's own target_info family */
 	free(f.cfg.namespace_);
 	f.cfg.namespace_ = NULL;
@@ -956,8 +958,13 @@ static void test_http(void **state)
 	assert_null(strstr(r.headers, "Content-Encoding"));
 	free(r.body);
 
-	/* an update: the next scrape shows it once render_interval has passed (at most 1 s) */
+	/* an update (fed while the ticker is paused: both are exporter-thread work), then the
+	 * next scrapes show it once render_interval has passed (1 s) */
+	atomic_store(&tk.stop, 1);
+	pthread_join(th, NULL);
 	feed_point(&f, s, 5, 20, 8);
+	atomic_store(&tk.stop, 0);
+	assert_int_equal(pthread_create(&th, NULL, tick_loop, &tk), 0);
 	uint64_t deadline = dbi_mono_ns() + 5 * DBI_NSEC_PER_SEC;
 	bool seen = false;
 	while (!seen && dbi_mono_ns() < deadline) {
@@ -992,6 +999,34 @@ static void test_http(void **state)
 	fx_done(&f);
 }
 
+/* enable_open_metrics: false answers text even to a scraper that prefers OpenMetrics */
+static void test_http_text_only(void **state)
+{
+	(void)state;
+	struct fx f;
+	struct dbi_errbuf err;
+	fx_cfg(&f);
+	f.cfg.enable_open_metrics = false;
+	fx_start(&f);
+	dbi_err_clear(&err);
+	uint32_t m = metric(&f, "g", "", "", DBI_MK_GAUGE, 0, 0);
+	feed_point(&f, series(&f, m, resource(&f, "svc", "i1"), NULL, 0), 0, 10, 3);
+	assert_int_equal(dbi_exporter_prometheus.start(f.p, &err), DBI_OK);
+	struct ticker tk = {.p = f.p};
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, tick_loop, &tk), 0);
+	struct reply r;
+	http_get(prom_port(f.p), "/metrics", "GET", "Accept: application/openmetrics-text;version=1.0.0\r\n", &r);
+	assert_int_equal(r.status, 200);
+	assert_non_null(strstr(r.headers, "Content-Type: text/plain; version=0.0.4"));
+	assert_null(strstr(r.body, "# EOF"));
+	free(r.body);
+	atomic_store(&tk.stop, 1);
+	pthread_join(th, NULL);
+	dbi_exporter_prometheus.stop(f.p);
+	fx_done(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1008,6 +1043,7 @@ int main(void)
 	        cmocka_unit_test(test_const_label_validation),
 	        cmocka_unit_test(test_pages_held_by_scrapes),
 	        cmocka_unit_test(test_http),
+	        cmocka_unit_test(test_http_text_only),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

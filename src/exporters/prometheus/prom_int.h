@@ -24,10 +24,10 @@
 #include "dbi/promtext.h"
 #include "dbi/registry.h"
 
-#define PROM_NAME_MAX 512   /* a metric or label name after conversion */
-#define PROM_PAGES 8        /* page buffers: one published, the rest for renders and slow scrapes */
-#define PROM_FMT_TEXT 0     /* text/plain; version=0.0.4 */
-#define PROM_FMT_OM 1       /* application/openmetrics-text; version=1.0.0 */
+#define PROM_NAME_MAX 512 /* a metric or label name after conversion */
+#define PROM_PAGES 8      /* page buffers: one published, the rest for renders and slow scrapes */
+#define PROM_FMT_TEXT 0   /* text/plain; version=0.0.4 */
+#define PROM_FMT_OM 1     /* application/openmetrics-text; version=1.0.0 */
 #define PROM_NFMT 2
 #define PROM_FMT_BIT(f) (1u << (f))
 
@@ -39,6 +39,7 @@ struct prom_cfg {
 	uint64_t metric_expiration;
 	bool send_timestamps;
 	bool add_metric_suffixes;
+	bool enable_open_metrics;
 	uint64_t render_interval;
 };
 
@@ -50,16 +51,16 @@ enum prom_type { PT_GAUGE = 1, PT_COUNTER, PT_HISTOGRAM, PT_SUMMARY };
 /* Why a metric or series is refused: each is a dropped.* counter. */
 enum prom_reject {
 	PR_NONE = 0,
-	PR_EXPHIST,         /* exponential histograms: no text-format representation */
-	PR_DELTA_NONMONO,   /* delta non-monotonic sums: the spec says drop */
-	PR_TYPE_CONFLICT,   /* two metrics map to one name with different types */
-	PR_INVALID_NAME,    /* nothing left of the name after sanitising */
-	PR_DUPLICATE,       /* another series already has the same name and labels */
-	PR_UNKNOWN_SERIES,  /* series id not in the registry */
-	PR_KIND_MISMATCH,   /* a point for a histogram metric, a histogram for a gauge, ... */
-	PR_OUT_OF_ORDER,    /* delta older than what was accumulated */
-	PR_BAD_RECORD,      /* malformed summary bytes */
-	PR_NO_MEMORY,       /* allocation failed on a new series */
+	PR_EXPHIST,        /* exponential histograms: no text-format representation */
+	PR_DELTA_NONMONO,  /* delta non-monotonic sums: the spec says drop */
+	PR_TYPE_CONFLICT,  /* two metrics map to one name with different types */
+	PR_INVALID_NAME,   /* nothing left of the name after sanitising */
+	PR_DUPLICATE,      /* another series already has the same name and labels */
+	PR_UNKNOWN_SERIES, /* series id not in the registry */
+	PR_KIND_MISMATCH,  /* a point for a histogram metric, a histogram for a gauge, ... */
+	PR_OUT_OF_ORDER,   /* delta older than what was accumulated */
+	PR_BAD_RECORD,     /* malformed summary bytes */
+	PR_NO_MEMORY,      /* allocation failed on a new series */
 	PR_NREASONS
 };
 
@@ -105,7 +106,7 @@ struct prom_dist {
 	uint64_t count;
 	double sum;
 	bool has_sum;
-	char *le[PROM_NFMT];   /* label values per key, NUL separated, per format */
+	char *le[PROM_NFMT]; /* label values per key, NUL separated, per format */
 	uint32_t le_len[PROM_NFMT];
 };
 
@@ -134,11 +135,11 @@ struct prom_series {
 
 /* A resource with live series: source of one target_info line. */
 struct prom_res {
-	uint32_t live;   /* live series with this resource */
-	uint32_t slot;   /* index in the active list + 1 while live */
-	char *labels;    /* target_info label text, built on first use */
+	uint32_t live; /* live series with this resource */
+	uint32_t slot; /* index in the active list + 1 while live */
+	char *labels;  /* target_info label text, built on first use */
 	uint32_t labels_len;
-	uint64_t key;    /* hash of job and instance: one target_info per pair */
+	uint64_t key; /* hash of job and instance: one target_info per pair */
 };
 
 /* Open-addressing map: 64-bit key hash → 32-bit value (0 = empty). */
@@ -152,9 +153,9 @@ struct prom_map {
 struct prom_page {
 	_Atomic uint32_t refs; /* scrapes holding the page */
 	uint64_t gen;
-	uint64_t rendered;     /* mono ns */
-	uint64_t covers;       /* store version (prom.updated) the page shows */
-	unsigned fmts;         /* PROM_FMT_BIT of what was rendered */
+	uint64_t rendered; /* mono ns */
+	uint64_t covers;   /* store version (prom.updated) the page shows */
+	unsigned fmts;     /* PROM_FMT_BIT of what was rendered */
 	struct dbi_tbuf body[PROM_NFMT];
 	struct dbi_tbuf gz[PROM_NFMT];
 	_Atomic int gz_state[PROM_NFMT]; /* 0 none, 1 being made, 2 ready */
@@ -178,20 +179,20 @@ struct prom {
 	struct prom_map by_labels; /* hash(family, labels) → series id */
 	struct prom_res *res;      /* by attrset id */
 	uint32_t res_cap;
-	uint32_t *res_active;      /* attrset ids with live series */
+	uint32_t *res_active; /* attrset ids with live series */
 	uint32_t nres_active, res_active_cap;
 	struct dbi_tbuf const_text; /* const_labels rendered: a="x",b="y" */
 	char **const_names;         /* sanitised const label names */
 	size_t nconst;
 	uint64_t live;
-	uint64_t updated;      /* store version: mono ns of the last change */
+	uint64_t updated; /* store version: mono ns of the last change */
 	uint64_t next_sweep;
-	uint64_t last_render;  /* mono ns */
+	uint64_t last_render; /* mono ns */
 	uint64_t gen;
-	struct dbi_tbuf scratch;  /* label building */
-	struct prom_lbuild *lb;   /* label building work space (prom_name.c) */
-	struct prom_map ti_seen;  /* per render: job/instance pairs written */
-	uint8_t *pb_arena;        /* summary decoding */
+	struct dbi_tbuf scratch; /* label building */
+	struct prom_lbuild *lb;  /* label building work space (prom_name.c) */
+	struct prom_map ti_seen; /* per render: job/instance pairs written */
+	uint8_t *pb_arena;       /* summary decoding */
 	size_t pb_arena_used, pb_arena_cap;
 
 	/* ---- shared with the HTTP thread ---- */
@@ -216,8 +217,8 @@ void prom_lbuild_free(struct prom *p);
  * OpenMetrics family name and its UNIT ("" if none). ns is the sanitised namespace
  * ("" for none). Returns DBI_ERR when nothing valid is left of the name.
  */
-int prom_family_names(const char *ns, const char *name, const char *unit, int type, bool suffixes, char *text,
-                      char *om, char *om_unit);
+int prom_family_names(const char *ns, const char *name, const char *unit, int type, bool suffixes, char *text, char *om,
+                      char *om_unit);
 /* The unit suffix words for an OTel unit: "By/s" → "bytes_per_second"; "{packet}" → "". */
 void prom_unit_words(const char *unit, char *out, size_t cap);
 /* Build the label text of a series into s->scratch; returns DBI_OK / DBI_ERR (no memory). */

@@ -40,13 +40,20 @@ struct unit_word {
 };
 
 static const struct unit_word main_units[] = {
-        {"d", "days"},         {"h", "hours"},         {"min", "minutes"},     {"s", "seconds"},
-        {"ms", "milliseconds"}, {"us", "microseconds"}, {"ns", "nanoseconds"}, {"By", "bytes"},
-        {"KiBy", "kibibytes"}, {"MiBy", "mebibytes"},  {"GiBy", "gibibytes"},  {"TiBy", "tibibytes"},
-        {"KBy", "kilobytes"},  {"MBy", "megabytes"},   {"GBy", "gigabytes"},   {"TBy", "terabytes"},
-        {"m", "meters"},       {"V", "volts"},         {"A", "amperes"},       {"J", "joules"},
-        {"W", "watts"},        {"g", "grams"},         {"Cel", "celsius"},     {"Hz", "hertz"},
-        {"%", "percent"},      {"1", ""},              {NULL, NULL},
+        {"d", "days"},          {"h", "hours"},
+        {"min", "minutes"},     {"s", "seconds"},
+        {"ms", "milliseconds"}, {"us", "microseconds"},
+        {"ns", "nanoseconds"},  {"By", "bytes"},
+        {"KiBy", "kibibytes"},  {"MiBy", "mebibytes"},
+        {"GiBy", "gibibytes"},  {"TiBy", "tibibytes"},
+        {"KBy", "kilobytes"},   {"MBy", "megabytes"},
+        {"GBy", "gigabytes"},   {"TBy", "terabytes"},
+        {"m", "meters"},        {"V", "volts"},
+        {"A", "amperes"},       {"J", "joules"},
+        {"W", "watts"},         {"g", "grams"},
+        {"Cel", "celsius"},     {"Hz", "hertz"},
+        {"%", "percent"},       {"1", ""},
+        {NULL, NULL},
 };
 
 static const struct unit_word per_units[] = {
@@ -150,8 +157,8 @@ static void append(char *dst, size_t cap, const char *a, const char *b)
 		snprintf(dst + n, cap - n, "%s%s", a, b);
 }
 
-int prom_family_names(const char *ns, const char *name, const char *unit, int type, bool suffixes, char *text,
-                      char *om, char *om_unit)
+int prom_family_names(const char *ns, const char *name, const char *unit, int type, bool suffixes, char *text, char *om,
+                      char *om_unit)
 {
 	char base[PROM_NAME_MAX], mainw[64], perw[64], uword[160];
 	size_t n = dbi_prom_sanitize(name, strlen(name), base, sizeof(base), true);
@@ -250,7 +257,8 @@ static void any_json(struct dbi_tbuf *b, const Opentelemetry__Proto__Common__V1_
 		if (top)
 			dbi_tbuf_puts(b, v->string_value ? v->string_value : "");
 		else
-			json_str(b, v->string_value ? v->string_value : "", v->string_value ? strlen(v->string_value) : 0);
+			json_str(b, v->string_value ? v->string_value : "",
+			         v->string_value ? strlen(v->string_value) : 0);
 		return;
 	case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BOOL_VALUE:
 		dbi_tbuf_puts(b, v->bool_value ? "true" : "false");
@@ -417,10 +425,9 @@ static size_t collect(struct prom *p, const struct dbi_attrset *as, struct plabe
 		char nm[PROM_NAME_MAX];
 		if (a.klen == 0)
 			continue;
-		if (skip_service &&
-		    ((a.klen == 12 && memcmp(a.key, "service.name", 12) == 0) ||
-		     (a.klen == 17 && memcmp(a.key, "service.namespace", 17) == 0) ||
-		     (a.klen == 19 && memcmp(a.key, "service.instance.id", 19) == 0)))
+		if (skip_service && ((a.klen == 12 && memcmp(a.key, "service.name", 12) == 0) ||
+		                     (a.klen == 17 && memcmp(a.key, "service.namespace", 17) == 0) ||
+		                     (a.klen == 19 && memcmp(a.key, "service.instance.id", 19) == 0)))
 			continue;
 		size_t nl = dbi_prom_sanitize(a.key, a.klen, nm, sizeof(nm), false);
 		struct plabel *l = &out[n];
@@ -484,8 +491,8 @@ static void put_label(struct dbi_tbuf *b, bool *first, const char *name, size_t 
 }
 
 /* job and instance of a resource, as label text in lb->vals; offsets returned. */
-static void job_instance(struct prom *p, const struct dbi_attrset *res, uint32_t *joff, uint32_t *jlen,
-                         uint32_t *ioff, uint32_t *ilen)
+static void job_instance(struct prom *p, const struct dbi_attrset *res, uint32_t *joff, uint32_t *jlen, uint32_t *ioff,
+                         uint32_t *ilen)
 {
 	struct dbi_tbuf *v = &p->lb->vals;
 	struct dbi_attr name, nsp, inst;

@@ -196,7 +196,8 @@ static void family(struct render *r, const struct prom_family *f)
 		const struct prom_series *s = &p->series[id];
 		switch (f->type) {
 		case PT_COUNTER:
-			line(r, name, nl, r->fmt == PROM_FMT_OM ? "_total" : "", s, NULL, "", 0, num, value_text(s, num));
+			line(r, name, nl, r->fmt == PROM_FMT_OM ? "_total" : "", s, NULL, "", 0, num,
+			     value_text(s, num));
 			created(r, name, nl, s);
 			break;
 		case PT_GAUGE:

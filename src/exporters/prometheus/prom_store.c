@@ -58,7 +58,6 @@ uint32_t prom_map_get(const struct prom_map *m, uint64_t key)
 	}
 }
 
-
 static int map_grow(struct prom_map *m)
 {
 	struct prom_map n;
@@ -371,6 +370,11 @@ static void series_remove(struct prom *p, uint32_t id)
  */
 static struct prom_series *series_for(struct prom *p, uint32_t id, uint64_t now)
 {
+	/* an id the registry never handed out must not size the array */
+	if (dbi_unlikely(id >= p->series_cap) && (id == 0 || id > dbi_series_max_id(p->reg))) {
+		prom_drop(p, PR_UNKNOWN_SERIES, 1);
+		return NULL;
+	}
 	if (grow((void **)&p->series, &p->series_cap, id, sizeof(*p->series)) != DBI_OK) {
 		prom_drop(p, PR_NO_MEMORY, 1);
 		return NULL;

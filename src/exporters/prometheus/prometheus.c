@@ -33,7 +33,7 @@
 #include "dbi/log.h"
 #include "prom_int.h"
 
-#define INTEREST_NS (600ULL * DBI_NSEC_PER_SEC)  /* a scraper counts as present this long */
+#define INTEREST_NS (600ULL * DBI_NSEC_PER_SEC)   /* a scraper counts as present this long */
 #define POLL_NS (20ULL * DBI_NSEC_PER_MSEC)       /* tick while a scraper is present */
 #define IDLE_TICK_NS (100ULL * DBI_NSEC_PER_MSEC) /* tick otherwise */
 #define SCRAPE_WAIT_NS (2ULL * DBI_NSEC_PER_SEC)  /* longest a scrape waits for a render */
@@ -73,6 +73,11 @@ static const struct dbi_conf_key prom_keys[] = {
          .offset = offsetof(struct prom_cfg, add_metric_suffixes),
          .def = "true",
          .doc = "unit suffixes, _total on counters, _ratio on unit-1 gauges"},
+        {.name = "enable_open_metrics",
+         .type = DBI_CT_BOOL,
+         .offset = offsetof(struct prom_cfg, enable_open_metrics),
+         .def = "true",
+         .doc = "answer OpenMetrics when the scraper prefers it (false: always text 0.0.4)"},
         {.name = "render_interval",
          .type = DBI_CT_DURATION,
          .offset = offsetof(struct prom_cfg, render_interval),
@@ -98,7 +103,8 @@ static const struct dbi_stat_def prom_stats[] = {
         [PS_PAGE_GZIP_BYTES] = {"page_gzip_bytes", DBI_STAT_GAUGE, "size of the last page gzipped by the renderer"},
         [PS_EXPIRED] = {"expired", DBI_STAT_COUNTER, "series removed after metric_expiration"},
         [PS_STALE] = {"stale", DBI_STAT_COUNTER, "series removed by a no-recorded-value point"},
-        [PS_RENDER_SKIPPED] = {"render_skipped", DBI_STAT_COUNTER, "renders skipped: every page buffer held by scrapes"},
+        [PS_RENDER_SKIPPED] = {"render_skipped", DBI_STAT_COUNTER,
+                               "renders skipped: every page buffer held by scrapes"},
         [PS_DROP_FIRST + PR_EXPHIST - 1] = {"dropped.exponential_histogram", DBI_STAT_COUNTER,
                                             "dropped: exponential histograms have no text form"},
         [PS_DROP_FIRST + PR_DELTA_NONMONO - 1] = {"dropped.delta_non_monotonic", DBI_STAT_COUNTER,
@@ -129,8 +135,8 @@ static const char *const content_types[PROM_NFMT] = {
 
 static int reserved_label(const char *k)
 {
-	static const char *const names[] = {"job", "instance", "le", "quantile", "otel_scope_name",
-	                                    "otel_scope_version"};
+	static const char *const names[] = {"job",      "instance",        "le",
+	                                    "quantile", "otel_scope_name", "otel_scope_version"};
 	for (size_t i = 0; i < DBI_ARRAY_LEN(names); i++)
 		if (strcmp(k, names[i]) == 0)
 			return 1;
@@ -146,8 +152,11 @@ static int prom_validate(const void *cfgp, const char *id, struct dbi_errbuf *er
 		char san[PROM_NAME_MAX];
 		dbi_prom_sanitize(k, strlen(k), san, sizeof(san), false);
 		if (!k[0] || strcmp(san, k) != 0 || (k[0] == '_' && k[1] == '_')) {
-			dbi_err_add(err, "%s: const_labels: \"%s\" is not a valid Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*, "
-			            "not starting with __)", id, k);
+			dbi_err_add(err,
+			            "%s: const_labels: \"%s\" is not a valid Prometheus label name "
+			            "([a-zA-Z_][a-zA-Z0-9_]*, "
+			            "not starting with __)",
+			            id, k);
 			rc = DBI_ERR;
 		} else if (reserved_label(k)) {
 			dbi_err_add(err, "%s: const_labels: \"%s\" is set by the exporter itself", id, k);
@@ -226,7 +235,8 @@ int prom_render_publish(struct prom *p, unsigned fmts, uint64_t now)
 	dbi_stats_add(p->st, PS_RENDER_NS, took);
 	dbi_stats_set(p->st, PS_RENDER_LAST_NS, took);
 	if (!pg->fmts) {
-		DBI_LOGE(p->inst->id, "cannot render the page: out of memory", "series=%llu", (unsigned long long)p->live);
+		DBI_LOGE(p->inst->id, "cannot render the page: out of memory", "series=%llu",
+		         (unsigned long long)p->live);
 		return DBI_ERR;
 	}
 	dbi_stats_set(p->st, PS_PAGE_BYTES, pg->body[pg->fmts & PROM_FMT_BIT(PROM_FMT_TEXT) ? 0 : 1].len);
@@ -381,7 +391,7 @@ static int prom_handle(void *cls, const struct dbi_http_request *req, struct dbi
 		r->extra_header[1] = "GET, HEAD";
 		return DBI_OK;
 	}
-	int fmt = negotiate(dbi_http_header(req, "Accept"));
+	int fmt = p->cfg->enable_open_metrics ? negotiate(dbi_http_header(req, "Accept")) : PROM_FMT_TEXT;
 	bool gz = accepts_gzip(dbi_http_header(req, "Accept-Encoding"));
 	uint64_t now = dbi_mono_ns();
 	atomic_store(&p->want_until[fmt], now + INTEREST_NS);

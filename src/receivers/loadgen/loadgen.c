@@ -119,7 +119,8 @@ static int loadgen_create(const struct dbi_inst *inst, void **state, struct dbi_
 		goto nomem;
 	lg->start_wall = dbi_wall_ns();
 
-	struct dbi_metric_def md = {.name = cfg->metric_name && *cfg->metric_name ? cfg->metric_name : "loadgen.counter",
+	const char *name = cfg->metric_name && *cfg->metric_name ? cfg->metric_name : "loadgen.counter";
+	struct dbi_metric_def md = {.name = name,
 	                            .unit = "1",
 	                            .description = "synthetic monotonic counter",
 	                            .kind = DBI_MK_SUM,
