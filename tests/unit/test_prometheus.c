@@ -28,6 +28,8 @@
 #include "../../src/exporters/prometheus/prom_int.h"
 #include "dbi/clock.h"
 #include "dbi/promtext.h"
+#include "dbi/runtime.h"
+#include "dbi/shm.h"
 
 /* ---- fixture ---- */
 
@@ -1027,6 +1029,151 @@ static void test_http_text_only(void **state)
 	fx_done(&f);
 }
 
+#ifdef DBI_HAVE_JEMALLOC
+struct scraper {
+	unsigned port;
+	_Atomic int stop, slow;
+	_Atomic uint64_t done;
+};
+
+/* Scrapes text, OpenMetrics and gzip in turn; while slow is set it holds each response a while. */
+static void *scrape_loop(void *arg)
+{
+	struct scraper *sc = arg;
+	static const char *const hdr[] = {
+	        "Accept-Encoding: gzip\r\n",
+	        "Accept: application/openmetrics-text;version=1.0.0\r\nAccept-Encoding: gzip\r\n", "",
+	        "Accept: application/openmetrics-text;version=1.0.0\r\n"};
+	char buf[65536];
+	for (unsigned i = 0; !atomic_load(&sc->stop); i++) {
+		int fd = socket(AF_INET, SOCK_STREAM, 0);
+		struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)sc->port)};
+		sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+			char req[256];
+			int n = snprintf(req, sizeof(req),
+			                 "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n%s\r\n", hdr[i % 4]);
+			if (write(fd, req, (size_t)n) == n) {
+				if (atomic_load(&sc->slow))
+					dbi_sleep_ns(60 * DBI_NSEC_PER_MSEC); /* the page stays referenced meanwhile */
+				while (read(fd, buf, sizeof(buf)) > 0)
+					;
+			}
+			atomic_fetch_add(&sc->done, 1);
+		}
+		if (fd >= 0)
+			close(fd);
+		dbi_sleep_ns(5 * DBI_NSEC_PER_MSEC);
+	}
+	return NULL;
+}
+
+static uint64_t counter_of(struct dbi_shm *shm, const char *id, const char *name)
+{
+	uint32_t n;
+	const struct dbi_shm_region *r = dbi_shm_regions(shm, &n);
+	for (uint32_t i = 0; i < n; i++) {
+		if (r[i].kind != DBI_REGION_STATS)
+			continue;
+		const struct dbi_stats_block *b = dbi_shm_region_ptr(shm, &r[i]);
+		if (strcmp(b->id, id) != 0)
+			continue;
+		for (uint32_t k = 0; k < b->n; k++)
+			if (strcmp(b->names[k], name) == 0)
+				return __atomic_load_n(&b->v[k], __ATOMIC_ACQUIRE);
+	}
+	return 0;
+}
+
+static uint64_t exporter_allocated(struct dbi_shm *shm)
+{
+	uint32_t n;
+	const struct dbi_shm_region *r = dbi_shm_regions(shm, &n);
+	for (uint32_t i = 0; i < n; i++) {
+		if (r[i].kind != DBI_REGION_THREAD)
+			continue;
+		const struct dbi_shm_thread *t = dbi_shm_region_ptr(shm, &r[i]);
+		if (strcmp(t->name, "exp:prometheus") == 0)
+			return atomic_load(&t->allocated_bytes);
+	}
+	fail_msg("no exp:prometheus thread");
+	return 0;
+}
+#endif
+
+/*
+ * The exporter thread allocates nothing in the steady state: points applied, pages
+ * rendered in both formats and gzipped, expiry sweeps, while a client scrapes all the
+ * time. Warm-up: every series seen (values past 100, so their width is stable below
+ * 1000) and three page buffers in use (one held by a slow scrape, one published, one
+ * rendered into).
+ */
+static void test_exporter_thread_allocates_nothing(void **state)
+{
+	(void)state;
+#ifndef DBI_HAVE_JEMALLOC
+	skip();
+#else
+	char yaml[1024];
+	int port = 0;
+	{
+		int fd = socket(AF_INET, SOCK_STREAM, 0);
+		struct sockaddr_in sa = {.sin_family = AF_INET};
+		sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		socklen_t sl = sizeof(sa);
+		assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+		assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+		port = ntohs(sa.sin_port);
+		close(fd);
+	}
+	snprintf(yaml, sizeof(yaml),
+	         "receivers: {loadgen: {targets: 10, series_per_target: 100, rate: 100000}}\n"
+	         "exporters: {prometheus: {endpoint: \"127.0.0.1:%d\", render_interval: 10ms, metric_expiration: 1m}}\n"
+	         "service: {telemetry: {metrics: {level: none}},\n"
+	         "          pipelines: {metrics: {receivers: [loadgen], exporters: [prometheus]}}}\n"
+	         "runtime: {shm: {name: dbi.test.promalloc.%d}, rings: {points: 16384, bytes: 1MiB}}\n",
+	         port, (int)getpid());
+	struct dbi_errbuf err;
+	struct dbi_config *cfg = NULL;
+	struct dbi_runtime *rt = NULL;
+	dbi_err_clear(&err);
+	assert_int_equal(dbi_config_load_string(yaml, "<test>", dbi_components, &cfg, &err), DBI_OK);
+	assert_int_equal(dbi_runtime_create(&rt, cfg, NULL, &err), DBI_OK);
+	assert_int_equal(dbi_runtime_start(rt, &err), DBI_OK);
+	struct dbi_shm *shm = dbi_runtime_shm(rt);
+	struct scraper sc = {.port = (unsigned)port, .slow = 1};
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, scrape_loop, &sc), 0);
+
+	uint64_t t0 = dbi_mono_ns();
+	while (counter_of(shm, "exporter:prometheus", "points") < 1000 * 110 &&
+	       dbi_mono_ns() - t0 < 30 * DBI_NSEC_PER_SEC)
+		dbi_sleep_ns(10 * DBI_NSEC_PER_MSEC);
+	dbi_sleep_ns(300 * DBI_NSEC_PER_MSEC);
+	atomic_store(&sc.slow, 0);
+	dbi_sleep_ns(100 * DBI_NSEC_PER_MSEC);
+
+	uint64_t a = exporter_allocated(shm), r0 = counter_of(shm, "exporter:prometheus", "renders");
+	uint64_t p0 = counter_of(shm, "exporter:prometheus", "points"), s0 = atomic_load(&sc.done);
+	dbi_sleep_ns(1500 * DBI_NSEC_PER_MSEC);
+	uint64_t b = exporter_allocated(shm), r1 = counter_of(shm, "exporter:prometheus", "renders");
+	uint64_t p1 = counter_of(shm, "exporter:prometheus", "points"), s1 = atomic_load(&sc.done);
+	printf("# %llu points, %llu renders, %llu scrapes; exporter thread allocated %llu -> %llu bytes\n",
+	       (unsigned long long)(p1 - p0), (unsigned long long)(r1 - r0), (unsigned long long)(s1 - s0),
+	       (unsigned long long)a, (unsigned long long)b);
+	atomic_store(&sc.stop, 1);
+	pthread_join(th, NULL);
+	assert_true(p1 - p0 > 10000);
+	assert_true(r1 - r0 > 10);
+	assert_true(s1 - s0 > 10);
+	assert_true(a > 0);
+	assert_int_equal(a, b);
+	assert_int_equal(dbi_runtime_stop(rt, 5 * DBI_NSEC_PER_SEC), DBI_OK);
+	dbi_runtime_destroy(rt);
+	dbi_config_free(cfg);
+#endif
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1044,6 +1191,7 @@ int main(void)
 	        cmocka_unit_test(test_pages_held_by_scrapes),
 	        cmocka_unit_test(test_http),
 	        cmocka_unit_test(test_http_text_only),
+	        cmocka_unit_test(test_exporter_thread_allocates_nothing),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -194,6 +194,7 @@ struct prom {
 	struct prom_map ti_seen; /* per render: job/instance pairs written */
 	uint8_t *pb_arena;       /* summary decoding */
 	size_t pb_arena_used, pb_arena_cap;
+	void *gz; /* the renderer's deflate stream */
 
 	/* ---- shared with the HTTP thread ---- */
 	struct prom_page *pool[PROM_PAGES];
@@ -244,8 +245,12 @@ void prom_drop(struct prom *p, int reason, uint64_t n);
 /* prom_render.c */
 /* Render the formats in fmts into page (its buffers are reused). DBI_ERR: out of memory. */
 int prom_render(struct prom *p, struct prom_page *page, unsigned fmts);
-/* gzip src into dst (buffer reused). */
-int prom_gzip(const struct dbi_tbuf *src, struct dbi_tbuf *dst);
+/*
+ * gzip src into dst (its buffer reused). keep: the caller's reusable stream (set up on
+ * first use, free with prom_gzip_free), or NULL for a one-off stream.
+ */
+int prom_gzip(const struct dbi_tbuf *src, struct dbi_tbuf *dst, void **keep);
+void prom_gzip_free(void *keep);
 
 /* prometheus.c: for tests and the benchmark (exporter-thread context). */
 /* Render now into a fresh page and publish it; DBI_OK or DBI_ERR. */

@@ -274,27 +274,57 @@ int prom_render(struct prom *p, struct prom_page *page, unsigned fmts)
 	return rc;
 }
 
-int prom_gzip(const struct dbi_tbuf *src, struct dbi_tbuf *dst)
+/* One stream per caller, reset between pages: deflateInit's ~256 KiB would be allocated per render. */
+static z_stream *gz_stream(void **keep, z_stream *local)
 {
-	z_stream z;
-	memset(&z, 0, sizeof(z));
+	z_stream *z = keep ? *keep : NULL;
+	if (z)
+		return deflateReset(z) == Z_OK ? z : NULL;
+	z = keep ? calloc(1, sizeof(*z)) : local;
+	if (!z)
+		return NULL;
+	memset(z, 0, sizeof(*z));
+	if (deflateInit2(z, Z_BEST_SPEED, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+		if (keep)
+			free(z);
+		return NULL;
+	}
+	if (keep)
+		*keep = z;
+	return z;
+}
+
+void prom_gzip_free(void *keep)
+{
+	if (keep) {
+		deflateEnd(keep);
+		free(keep);
+	}
+}
+
+int prom_gzip(const struct dbi_tbuf *src, struct dbi_tbuf *dst, void **keep)
+{
+	z_stream local;
 	dst->len = 0;
 	dst->oom = false;
 	if (src->len > UINT_MAX / 2)
 		return DBI_ERR; /* one deflate call takes a uInt */
-	if (deflateInit2(&z, Z_BEST_SPEED, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+	z_stream *z = gz_stream(keep, &local);
+	if (!z)
 		return DBI_ERR;
-	uLong bound = deflateBound(&z, (uLong)src->len);
-	if (dbi_tbuf_room(dst, bound) != DBI_OK) {
-		deflateEnd(&z);
-		return DBI_ERR;
+	uLong bound = deflateBound(z, (uLong)src->len);
+	int rc = DBI_ERR;
+	if (dbi_tbuf_room(dst, bound) == DBI_OK) {
+		z->next_in = (Bytef *)src->p;
+		z->avail_in = (uInt)src->len;
+		z->next_out = (Bytef *)dst->p;
+		z->avail_out = (uInt)bound;
+		if (deflate(z, Z_FINISH) == Z_STREAM_END) {
+			dst->len = z->total_out;
+			rc = DBI_OK;
+		}
 	}
-	z.next_in = (Bytef *)src->p;
-	z.avail_in = (uInt)src->len;
-	z.next_out = (Bytef *)dst->p;
-	z.avail_out = (uInt)bound;
-	int zr = deflate(&z, Z_FINISH);
-	dst->len = z.total_out;
-	deflateEnd(&z);
-	return zr == Z_STREAM_END ? DBI_OK : DBI_ERR;
+	if (!keep)
+		deflateEnd(z);
+	return rc;
 }

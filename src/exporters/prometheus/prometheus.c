@@ -224,7 +224,7 @@ int prom_render_publish(struct prom *p, unsigned fmts, uint64_t now)
 	int rc = prom_render(p, pg, fmts);
 	if (atomic_load(&p->want_gz_until) > now) {
 		for (int f = 0; f < PROM_NFMT; f++) {
-			if (!(pg->fmts & PROM_FMT_BIT(f)) || prom_gzip(&pg->body[f], &pg->gz[f]) != DBI_OK)
+			if (!(pg->fmts & PROM_FMT_BIT(f)) || prom_gzip(&pg->body[f], &pg->gz[f], &p->gz) != DBI_OK)
 				continue;
 			atomic_store(&pg->gz_state[f], 2);
 			dbi_stats_set(p->st, PS_PAGE_GZIP_BYTES, pg->gz[f].len);
@@ -424,7 +424,8 @@ static int prom_handle(void *cls, const struct dbi_http_request *req, struct dbi
 		int expect = 0;
 		/* the first gzip scrape of a page the renderer did not compress does it, once */
 		if (atomic_compare_exchange_strong(&pg->gz_state[fmt], &expect, 1))
-			atomic_store(&pg->gz_state[fmt], prom_gzip(&pg->body[fmt], &pg->gz[fmt]) == DBI_OK ? 2 : 0);
+			atomic_store(&pg->gz_state[fmt],
+			             prom_gzip(&pg->body[fmt], &pg->gz[fmt], NULL) == DBI_OK ? 2 : 0);
 		if (atomic_load(&pg->gz_state[fmt]) == 2) {
 			r->body = pg->gz[fmt].p;
 			r->body_len = pg->gz[fmt].len;
@@ -445,6 +446,7 @@ static void prom_free(struct prom *p)
 		return;
 	dbi_http_stop(p->http);
 	prom_store_free(p);
+	prom_gzip_free(p->gz);
 	for (unsigned i = 0; i < p->npool; i++)
 		page_free(p->pool[i]);
 	for (size_t i = 0; i < p->nconst; i++)
