@@ -1029,7 +1029,13 @@ static void test_http_text_only(void **state)
 	fx_done(&f);
 }
 
+static struct dbi_runtime *g_rt;
+static struct dbi_config *g_rt_cfg;
+
 #ifdef DBI_HAVE_JEMALLOC
+static struct scraper *g_scraper;
+static pthread_t g_scraper_th;
+
 struct scraper {
 	unsigned port;
 	_Atomic int stop, slow;
@@ -1134,16 +1140,15 @@ static void test_exporter_thread_allocates_nothing(void **state)
 	         "runtime: {shm: {name: dbi.test.promalloc.%d}, rings: {points: 16384, bytes: 1MiB}}\n",
 	         port, (int)getpid());
 	struct dbi_errbuf err;
-	struct dbi_config *cfg = NULL;
-	struct dbi_runtime *rt = NULL;
 	dbi_err_clear(&err);
-	assert_int_equal(dbi_config_load_string(yaml, "<test>", dbi_components, &cfg, &err), DBI_OK);
-	assert_int_equal(dbi_runtime_create(&rt, cfg, NULL, &err), DBI_OK);
-	assert_int_equal(dbi_runtime_start(rt, &err), DBI_OK);
-	struct dbi_shm *shm = dbi_runtime_shm(rt);
-	struct scraper sc = {.port = (unsigned)port, .slow = 1};
-	pthread_t th;
-	assert_int_equal(pthread_create(&th, NULL, scrape_loop, &sc), 0);
+	assert_int_equal(dbi_config_load_string(yaml, "<test>", dbi_components, &g_rt_cfg, &err), DBI_OK);
+	assert_int_equal(dbi_runtime_create(&g_rt, g_rt_cfg, NULL, &err), DBI_OK);
+	assert_int_equal(dbi_runtime_start(g_rt, &err), DBI_OK);
+	struct dbi_shm *shm = dbi_runtime_shm(g_rt);
+	static struct scraper sc;
+	sc = (struct scraper){.port = (unsigned)port, .slow = 1};
+	g_scraper = &sc;
+	assert_int_equal(pthread_create(&g_scraper_th, NULL, scrape_loop, &sc), 0);
 
 	uint64_t t0 = dbi_mono_ns();
 	while (counter_of(shm, "exporter:prometheus", "points") < 1000 * 110 &&
@@ -1161,17 +1166,31 @@ static void test_exporter_thread_allocates_nothing(void **state)
 	printf("# %llu points, %llu renders, %llu scrapes; exporter thread allocated %llu -> %llu bytes\n",
 	       (unsigned long long)(p1 - p0), (unsigned long long)(r1 - r0), (unsigned long long)(s1 - s0),
 	       (unsigned long long)a, (unsigned long long)b);
-	atomic_store(&sc.stop, 1);
-	pthread_join(th, NULL);
 	assert_true(p1 - p0 > 10000);
 	assert_true(r1 - r0 > 10);
 	assert_true(s1 - s0 > 10);
 	assert_true(a > 0);
 	assert_int_equal(a, b);
-	assert_int_equal(dbi_runtime_stop(rt, 5 * DBI_NSEC_PER_SEC), DBI_OK);
-	dbi_runtime_destroy(rt);
-	dbi_config_free(cfg);
+	assert_int_equal(dbi_runtime_stop(g_rt, 5 * DBI_NSEC_PER_SEC), DBI_OK);
 #endif
+}
+
+/* Also after a failed assertion: no scraper thread, runtime or shm file left behind. */
+static int runtime_teardown(void **state)
+{
+	(void)state;
+#ifdef DBI_HAVE_JEMALLOC
+	if (g_scraper) {
+		atomic_store(&g_scraper->stop, 1);
+		pthread_join(g_scraper_th, NULL);
+		g_scraper = NULL;
+	}
+#endif
+	dbi_runtime_destroy(g_rt);
+	g_rt = NULL;
+	dbi_config_free(g_rt_cfg);
+	g_rt_cfg = NULL;
+	return 0;
 }
 
 int main(void)
@@ -1191,7 +1210,7 @@ int main(void)
 	        cmocka_unit_test(test_pages_held_by_scrapes),
 	        cmocka_unit_test(test_http),
 	        cmocka_unit_test(test_http_text_only),
-	        cmocka_unit_test(test_exporter_thread_allocates_nothing),
+	        cmocka_unit_test_teardown(test_exporter_thread_allocates_nothing, runtime_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
