@@ -54,6 +54,7 @@
 
 #include "dbi/common.h"
 #include "dbi/config.h"
+#include "dbi/log.h"
 
 struct dbi_runtime;
 struct dbi_registry;
@@ -84,6 +85,11 @@ const char *dbi_circuit_result_name(enum dbi_circuit_result r);     /* ok, fail,
 /*
  * Settings. The integer and duration fields have the config loader's types (int64_t,
  * uint64_t ns) so the struct can be filled by a config map directly.
+ *
+ * The window rules count calls, one per scrape: at a 10 s collection_interval the default
+ * 30 s failure_window holds 3 calls, so there only refusals and timeouts open a circuit;
+ * make failure_window cover failure_threshold (and min_requests) intervals for the count
+ * (and ratio) rule to apply. The window keeps the last DBI_CIRCUIT_WINDOW calls.
  */
 struct dbi_circuit_conf {
 	bool enabled;                /* false: always ALLOW, still count */
@@ -185,6 +191,7 @@ struct dbi_circuit {
 	uint64_t conf_gen;
 	struct dbi_circuit_conf conf;
 	struct dbi_circuit_table *table;
+	struct dbi_log_site log_site; /* transitions are rate-limited per circuit, not per call site */
 } __attribute__((aligned(DBI_CACHELINE)));
 
 /* A table of circuits (one per target) in a shm region, found by name for admin/dbi-stat. */

@@ -276,6 +276,16 @@ static const char *log_safe(const char *s, char *buf, size_t len)
 	return buf;
 }
 
+/*
+ * Log through the circuit's own rate limiter: a mass outage logs every target's transition,
+ * while one flapping target cannot flood the log.
+ */
+#define CIRCUIT_LOG(c, lvl, msg, ...)                                                                                  \
+	do {                                                                                                           \
+		if ((lvl) >= dbi_log_get_level())                                                                      \
+			dbi_log_emit(&(c)->log_site, (lvl), "circuit", (msg), __VA_ARGS__);                            \
+	} while (0)
+
 /* Inside pub_begin/pub_end. The caller has set backoff_ns for an opening. */
 static void transition(struct dbi_circuit *c, enum dbi_circuit_state to, uint64_t now, const char *reason)
 {
@@ -296,16 +306,17 @@ static void transition(struct dbi_circuit *c, enum dbi_circuit_state to, uint64_
 	}
 	atomic_store_explicit(&c->table->dirty, 1, memory_order_release);
 	if (to == DBI_CIRCUIT_OPEN)
-		DBI_LOGW("circuit", "circuit opened", "owner=%s target=%s from=%s to=%s reason=\"%s\" next_probe_in=%s",
-		         c->table->owner, c->target, dbi_circuit_state_name(from), dbi_circuit_state_name(to),
-		         log_safe(reason, rs, sizeof(rs)),
-		         GET(c, override_active) == DBI_CIRCUIT_FORCE_OPEN
-		                 ? "never(forced)"
-		                 : human_dur(GET(c, backoff_ns), d, sizeof(d)));
+		CIRCUIT_LOG(c, DBI_LOG_WARN, "circuit opened",
+		            "owner=%s target=%s from=%s to=%s reason=\"%s\" next_probe_in=%s", c->table->owner,
+		            c->target, dbi_circuit_state_name(from), dbi_circuit_state_name(to),
+		            log_safe(reason, rs, sizeof(rs)),
+		            GET(c, override_active) == DBI_CIRCUIT_FORCE_OPEN
+		                    ? "never(forced)"
+		                    : human_dur(GET(c, backoff_ns), d, sizeof(d)));
 	else
-		DBI_LOGI("circuit", "circuit state change", "owner=%s target=%s from=%s to=%s reason=\"%s\"",
-		         c->table->owner, c->target, dbi_circuit_state_name(from), dbi_circuit_state_name(to),
-		         log_safe(reason, rs, sizeof(rs)));
+		CIRCUIT_LOG(c, DBI_LOG_INFO, "circuit state change", "owner=%s target=%s from=%s to=%s reason=\"%s\"",
+		            c->table->owner, c->target, dbi_circuit_state_name(from), dbi_circuit_state_name(to),
+		            log_safe(reason, rs, sizeof(rs)));
 }
 
 static void open_circuit(struct dbi_circuit *c, uint64_t now, const char *reason)
@@ -343,7 +354,7 @@ static void apply_requests(struct dbi_circuit *c, uint64_t now)
 		PUT(c, half_open_ok, 0);
 		window_clear(c);
 		atomic_store_explicit(&c->table->dirty, 1, memory_order_release);
-		DBI_LOGI("circuit", "circuit reset", "owner=%s target=%s", c->table->owner, c->target);
+		CIRCUIT_LOG(c, DBI_LOG_INFO, "circuit reset", "owner=%s target=%s", c->table->owner, c->target);
 	}
 	uint32_t want = atomic_load_explicit(&c->override, memory_order_acquire);
 	if (want > DBI_CIRCUIT_FORCE_CLOSED)
@@ -355,8 +366,8 @@ static void apply_requests(struct dbi_circuit *c, uint64_t now)
 		else if (want == DBI_CIRCUIT_FORCE_CLOSED && GET(c, state) != DBI_CIRCUIT_CLOSED)
 			transition(c, DBI_CIRCUIT_CLOSED, now, "forced closed by admin");
 		atomic_store_explicit(&c->table->dirty, 1, memory_order_release);
-		DBI_LOGI("circuit", "circuit override applied", "owner=%s target=%s override=%s", c->table->owner,
-		         c->target, dbi_circuit_override_name((enum dbi_circuit_override)want));
+		CIRCUIT_LOG(c, DBI_LOG_INFO, "circuit override applied", "owner=%s target=%s override=%s",
+		            c->table->owner, c->target, dbi_circuit_override_name((enum dbi_circuit_override)want));
 	}
 	pub_end(c);
 }
@@ -723,11 +734,12 @@ static void apply_saved(struct dbi_circuit_table *t, struct dbi_circuit *c, cons
 	if (s->state != DBI_CIRCUIT_CLOSED || s->override != DBI_CIRCUIT_NO_OVERRIDE) {
 		char d[32];
 		uint64_t until = GET(c, open_until_wall_ns);
-		DBI_LOGI("circuit", "circuit state restored",
-		         "owner=%s target=%s state=%s override=%s next_probe_in=%s", t->owner, c->target,
-		         dbi_circuit_state_name((enum dbi_circuit_state)s->state),
-		         dbi_circuit_override_name((enum dbi_circuit_override)s->override),
-		         s->state != DBI_CIRCUIT_OPEN ? "-" : human_dur(until > now ? until - now : 0, d, sizeof(d)));
+		CIRCUIT_LOG(c, DBI_LOG_INFO, "circuit state restored",
+		            "owner=%s target=%s state=%s override=%s next_probe_in=%s", t->owner, c->target,
+		            dbi_circuit_state_name((enum dbi_circuit_state)s->state),
+		            dbi_circuit_override_name((enum dbi_circuit_override)s->override),
+		            s->state != DBI_CIRCUIT_OPEN ? "-"
+		                                         : human_dur(until > now ? until - now : 0, d, sizeof(d)));
 	}
 }
 

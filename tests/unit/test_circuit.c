@@ -678,6 +678,25 @@ static void test_log_lines(void **state)
 	scrape(c, T0 + 60 * S, DBI_CIRCUIT_OK);
 	l = log_text();
 	assert_non_null(strstr(l, "from=open to=half_open reason=\"probe time reached after 1m open\""));
+	/* the rate limit is per circuit: a mass outage still logs every target's transition */
+	dbi_log_set_rate(2);
+	struct dbi_circuit *many[8];
+	for (int i = 0; i < 8; i++) {
+		char name[32];
+		snprintf(name, sizeof(name), "mass%d:5432", i);
+		many[i] = dbi_circuit_get(t, name);
+	}
+	log_text();
+	for (int i = 0; i < 8; i++)
+		scrape(many[i], T0, DBI_CIRCUIT_REFUSED);
+	l = log_text();
+	for (int i = 0; i < 8; i++) {
+		char want[64];
+		snprintf(want, sizeof(want), "target=mass%d:5432 from=closed to=open", i);
+		if (!strstr(l, want))
+			fail_msg("no line for %s in:\n%s", want, l);
+	}
+	dbi_log_set_rate(0);
 	/* secrets in error messages never reach the circuit */
 	dbi_circuit_record(c, DBI_CIRCUIT_FAIL, S, T0 + 61 * S, "connect failed: host=x password=hunter2");
 	assert_null(strstr(view(c).last_error, "hunter2"));
