@@ -117,7 +117,7 @@ class Admin:
     def circuits(self):
         st, doc = self.request("GET", "/admin/circuits")
         assert st == 200, (st, doc)
-        return {(c["owner"], c["target"]): c for c in doc["circuits"]}
+        return {(c["receiver"], c["target"]): c for c in doc["circuits"]}
 
     def circuit(self, target, owner="loadgen"):
         return self.circuits().get((owner, target))
@@ -185,15 +185,15 @@ class CircuitAdmin(unittest.TestCase):
         self.assertTrue(all(c["state"] == "closed" for k, c in all_.items() if k != ("loadgen", "loadgen-0:5432")))
         self.assertIn('target=loadgen-0:5432 from=closed to=open reason="connection refused"', col.log())
 
-        # --- one circuit by target; the same target in two receivers needs ?owner=
+        # --- one circuit by target; the same target in two receivers needs ?receiver=
         st, doc = api.request("GET", "/admin/circuits/loadgen-0:5432")
         self.assertEqual(st, 409, doc)
         self.assertIn("loadgen, loadgen/fast", doc["error"])
-        st, doc = api.request("GET", "/admin/circuits/loadgen-0:5432?owner=loadgen")
+        st, doc = api.request("GET", "/admin/circuits/loadgen-0:5432?receiver=loadgen")
         self.assertEqual((st, doc["state"]), (200, "open"))
         st, doc = api.request("GET", "/admin/circuits/loadgen-2%3A5432")  # percent-encoded
         self.assertEqual((st, doc["target"]), (200, "loadgen-2:5432"))
-        st, doc = api.request("GET", "/admin/circuits?owner=loadgen/fast")
+        st, doc = api.request("GET", "/admin/circuits?receiver=loadgen/fast")
         self.assertEqual([c["target"] for c in doc["circuits"]], ["loadgen-0:5432"])
 
         # --- errors
@@ -243,19 +243,19 @@ class CircuitAdmin(unittest.TestCase):
         self.assertIn("never (forced)", lines["loadgen-1:5432 loadgen"])
 
         # --- force closed: it keeps failing and stays closed
-        st, doc = api.request("POST", "/admin/circuits/loadgen-0:5432/close?owner=loadgen")
+        st, doc = api.request("POST", "/admin/circuits/loadgen-0:5432/close?receiver=loadgen")
         self.assertEqual((st, doc["effective_state"]), (200, "closed"))
         c0 = wait(api, "loadgen-0:5432", lambda c: c["state"] == "closed", what="forced closed")
         wait(api, "loadgen-0:5432", lambda c: c["failures"] >= c0["failures"] + 5 and c["state"] == "closed",
              what="failing while forced closed")
         # --- auto: the rules decide again, and the next refusal opens it
-        st, doc = api.request("POST", "/admin/circuits/loadgen-0:5432/auto?owner=loadgen")
+        st, doc = api.request("POST", "/admin/circuits/loadgen-0:5432/auto?receiver=loadgen")
         self.assertEqual((st, doc["override"]), (200, "none"))
         c0 = wait(api, "loadgen-0:5432", lambda c: c["state"] == "open" and c["override"] == "none",
                   what="open again")
         # --- reset: closed with a fresh window, then refused again -> open
         transitions = c0["transitions"]
-        st, doc = api.request("POST", "/admin/circuits/loadgen-0:5432/reset?owner=loadgen")
+        st, doc = api.request("POST", "/admin/circuits/loadgen-0:5432/reset?receiver=loadgen")
         self.assertEqual(st, 200)
         self.assertEqual(doc["effective_state"], "closed")
         wait(api, "loadgen-0:5432", lambda c: c["transitions"] >= transitions + 2 and c["state"] == "open",
@@ -309,6 +309,16 @@ class CircuitAdmin(unittest.TestCase):
         denied = a0["denied"]
         wait(api, "loadgen-0:5432", lambda c: c["denied"] >= denied + 3 and c["state"] == "open",
              what="still open after the restart")
+
+        # --- a reload that rebuilds the pipelines keeps the states too (saved at stop, loaded at create)
+        col.write_config(config(self.work, targets=2).replace("rate: 20", "rate: 25"))
+        col.sighup()
+        col.wait_log("reload applied")
+        self.assertIn("draining pipelines to rebuild them", col.log())
+        after = api.circuits()
+        self.assertEqual(after[("loadgen", "loadgen-0:5432")]["state"], "open")
+        self.assertEqual(after[("loadgen", "loadgen-0:5432")]["next_probe"], b0["next_probe"])
+        self.assertEqual(after[("loadgen", "loadgen-1:5432")]["override"], "force_open")
         self.stop(col)
         self.assertNotIn("loadgen-2:5432", read(path))  # the stale entry is gone
 

@@ -9,7 +9,8 @@
  *   POST /admin/circuits/<target>/reset      closed, fresh window and backoff, override cleared
  *
  * POST answers 200 with the circuit, 404 for an unknown target, 400 for an unknown action,
- * 409 when several receivers have that target (add ?owner=<receiver id>). A change is a
+ * 409 when several receivers have that target (add ?receiver=<receiver id>; it also filters
+ * the list). A change is a
  * request the target's scraper applies at its next scrape (circuit.h: one writer per
  * circuit): until then the answer shows it under "override"/"reset_pending" and
  * "effective_state", while "state" is still the old one.
@@ -112,7 +113,7 @@ static void jb_time(struct jb *b, const char *k, uint64_t wall_ns)
 static void circuit_json(struct jb *b, const char *owner, const struct dbi_circuit_view *v, uint64_t now)
 {
 	jb_raw(b, "{", 1);
-	jb_key(b, "owner");
+	jb_key(b, "receiver");
 	jb_str(b, owner);
 	jb_key(b, "target");
 	jb_str(b, v->target);
@@ -207,7 +208,7 @@ static int visit(void *arg, struct dbi_circuit_table *t, struct dbi_circuit *c)
 		break;
 	}
 	if (w->act != ACT_NONE)
-		DBI_LOGI("health_check", "admin: circuit change requested", "owner=%s target=%s action=%s", owner,
+		DBI_LOGI("health_check", "admin: circuit change requested", "receiver=%s target=%s action=%s", owner,
 		         c->target,
 		         w->act == ACT_OPEN    ? "open"
 		         : w->act == ACT_CLOSE ? "close"
@@ -323,7 +324,7 @@ int hc_admin_handle(void *cls, const struct dbi_http_request *req, struct dbi_ht
 
 	int is_get = strcmp(req->method, "GET") == 0, is_post = strcmp(req->method, "POST") == 0;
 	struct jb b = {0};
-	struct walk w = {.b = &b, .owner = dbi_http_arg(req, "owner"), .now = dbi_wall_ns()};
+	struct walk w = {.b = &b, .owner = dbi_http_arg(req, "receiver"), .now = dbi_wall_ns()};
 	char *rest = path[0] == '/' ? path + 1 : path;
 
 	if (*rest == '\0') { /* the list */
@@ -362,8 +363,9 @@ int hc_admin_handle(void *cls, const struct dbi_http_request *req, struct dbi_ht
 		return reply_error(r, 404, "no circuit for target '%.200s'%s%.64s", rest,
 		                   w.owner ? " in receiver " : "", w.owner ? w.owner : "");
 	if (w.matches > 1)
-		return reply_error(r, 409, "target '%.200s' is scraped by several receivers (%.300s): add ?owner=<id>",
-		                   rest, w.owners);
+		return reply_error(r, 409,
+		                   "target '%.200s' is scraped by several receivers (%.300s): add ?receiver=<id>", rest,
+		                   w.owners);
 	w.apply = 1;
 	dbi_circuit_foreach(visit, &w);
 	if (w.listed == 0) {
