@@ -286,6 +286,43 @@ static const char *log_safe(const char *s, char *buf, size_t len)
 			dbi_log_emit(&(c)->log_site, (lvl), "circuit", (msg), __VA_ARGS__);                            \
 	} while (0)
 
+/*
+ * The lines of a state change are formatted inside the seqlock's write section and written
+ * after it: a slow or blocked stderr must never keep readers spinning. Per thread, as the
+ * owners are; at most a reset, an override and two transitions happen in one call.
+ */
+#define LOGQ_MAX 4
+static _Thread_local struct {
+	unsigned n;
+	struct {
+		enum dbi_log_level lvl;
+		const char *msg;
+		char fields[400];
+	} e[LOGQ_MAX];
+} t_logq;
+
+static void logq_add(enum dbi_log_level lvl, const char *msg, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+static void logq_add(enum dbi_log_level lvl, const char *msg, const char *fmt, ...)
+{
+	if (t_logq.n >= LOGQ_MAX || lvl < dbi_log_get_level())
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(t_logq.e[t_logq.n].fields, sizeof(t_logq.e[0].fields), fmt, ap);
+	va_end(ap);
+	t_logq.e[t_logq.n].lvl = lvl;
+	t_logq.e[t_logq.n].msg = msg;
+	t_logq.n++;
+}
+
+static void logq_flush(struct dbi_circuit *c)
+{
+	for (unsigned i = 0; i < t_logq.n; i++)
+		CIRCUIT_LOG(c, t_logq.e[i].lvl, t_logq.e[i].msg, "%s", t_logq.e[i].fields);
+	t_logq.n = 0;
+}
+
 /* Inside pub_begin/pub_end. The caller has set backoff_ns for an opening. */
 static void transition(struct dbi_circuit *c, enum dbi_circuit_state to, uint64_t now, const char *reason)
 {
@@ -306,17 +343,17 @@ static void transition(struct dbi_circuit *c, enum dbi_circuit_state to, uint64_
 	}
 	atomic_store_explicit(&c->table->dirty, 1, memory_order_release);
 	if (to == DBI_CIRCUIT_OPEN)
-		CIRCUIT_LOG(c, DBI_LOG_WARN, "circuit opened",
-		            "owner=%s target=%s from=%s to=%s reason=\"%s\" next_probe_in=%s", c->table->owner,
-		            c->target, dbi_circuit_state_name(from), dbi_circuit_state_name(to),
-		            log_safe(reason, rs, sizeof(rs)),
-		            GET(c, override_active) == DBI_CIRCUIT_FORCE_OPEN
-		                    ? "never(forced)"
-		                    : human_dur(GET(c, backoff_ns), d, sizeof(d)));
+		logq_add(DBI_LOG_WARN, "circuit opened",
+		         "receiver=%s target=%s from=%s to=%s reason=\"%s\" next_probe_in=%s", c->table->owner,
+		         c->target, dbi_circuit_state_name(from), dbi_circuit_state_name(to),
+		         log_safe(reason, rs, sizeof(rs)),
+		         GET(c, override_active) == DBI_CIRCUIT_FORCE_OPEN
+		                 ? "never(forced)"
+		                 : human_dur(GET(c, backoff_ns), d, sizeof(d)));
 	else
-		CIRCUIT_LOG(c, DBI_LOG_INFO, "circuit state change", "owner=%s target=%s from=%s to=%s reason=\"%s\"",
-		            c->table->owner, c->target, dbi_circuit_state_name(from), dbi_circuit_state_name(to),
-		            log_safe(reason, rs, sizeof(rs)));
+		logq_add(DBI_LOG_INFO, "circuit state change", "receiver=%s target=%s from=%s to=%s reason=\"%s\"",
+		         c->table->owner, c->target, dbi_circuit_state_name(from), dbi_circuit_state_name(to),
+		         log_safe(reason, rs, sizeof(rs)));
 }
 
 static void open_circuit(struct dbi_circuit *c, uint64_t now, const char *reason)
@@ -354,7 +391,7 @@ static void apply_requests(struct dbi_circuit *c, uint64_t now)
 		PUT(c, half_open_ok, 0);
 		window_clear(c);
 		atomic_store_explicit(&c->table->dirty, 1, memory_order_release);
-		CIRCUIT_LOG(c, DBI_LOG_INFO, "circuit reset", "owner=%s target=%s", c->table->owner, c->target);
+		logq_add(DBI_LOG_INFO, "circuit reset", "receiver=%s target=%s", c->table->owner, c->target);
 	}
 	uint32_t want = atomic_load_explicit(&c->override, memory_order_acquire);
 	if (want > DBI_CIRCUIT_FORCE_CLOSED)
@@ -366,13 +403,13 @@ static void apply_requests(struct dbi_circuit *c, uint64_t now)
 		else if (want == DBI_CIRCUIT_FORCE_CLOSED && GET(c, state) != DBI_CIRCUIT_CLOSED)
 			transition(c, DBI_CIRCUIT_CLOSED, now, "forced closed by admin");
 		atomic_store_explicit(&c->table->dirty, 1, memory_order_release);
-		CIRCUIT_LOG(c, DBI_LOG_INFO, "circuit override applied", "owner=%s target=%s override=%s",
-		            c->table->owner, c->target, dbi_circuit_override_name((enum dbi_circuit_override)want));
+		logq_add(DBI_LOG_INFO, "circuit override applied", "receiver=%s target=%s override=%s", c->table->owner,
+		         c->target, dbi_circuit_override_name((enum dbi_circuit_override)want));
 	}
 	pub_end(c);
 }
 
-enum dbi_circuit_decision dbi_circuit_allow(struct dbi_circuit *c, uint64_t now)
+static enum dbi_circuit_decision decide(struct dbi_circuit *c, uint64_t now)
 {
 	if (dbi_unlikely(atomic_load_explicit(&c->table->conf_gen, memory_order_acquire) != c->conf_gen))
 		refresh_conf(c);
@@ -426,8 +463,16 @@ enum dbi_circuit_decision dbi_circuit_allow(struct dbi_circuit *c, uint64_t now)
 	return DBI_CIRCUIT_ALLOW;
 }
 
-void dbi_circuit_record(struct dbi_circuit *c, enum dbi_circuit_result r, uint64_t duration_ns, uint64_t now,
-                        const char *errmsg)
+enum dbi_circuit_decision dbi_circuit_allow(struct dbi_circuit *c, uint64_t now)
+{
+	enum dbi_circuit_decision d = decide(c, now);
+	if (dbi_unlikely(t_logq.n))
+		logq_flush(c);
+	return d;
+}
+
+static void record(struct dbi_circuit *c, enum dbi_circuit_result r, uint64_t duration_ns, uint64_t now,
+                   const char *errmsg)
 {
 	char slow[96], msg[DBI_CIRCUIT_ERROR_MAX], scrubbed[DBI_CIRCUIT_ERROR_MAX], reason[DBI_CIRCUIT_REASON_MAX];
 	char d1[32], d2[32];
@@ -443,12 +488,15 @@ void dbi_circuit_record(struct dbi_circuit *c, enum dbi_circuit_result r, uint64
 		errmsg = slow;
 	}
 	int fail = r != DBI_CIRCUIT_OK;
+	if (fail) {
+		snprintf(msg, sizeof(msg), "%s: %s", dbi_circuit_result_name(r), errmsg && *errmsg ? errmsg : "-");
+		dbi_log_scrub(msg, scrubbed, sizeof(scrubbed));
+	}
 
 	pub_begin(c);
 	if (fail) {
 		BUMP(c, failures);
-		snprintf(msg, sizeof(msg), "%s: %s", dbi_circuit_result_name(r), errmsg && *errmsg ? errmsg : "-");
-		pub_str(c->last_error, sizeof(c->last_error), dbi_log_scrub(msg, scrubbed, sizeof(scrubbed)));
+		pub_str(c->last_error, sizeof(c->last_error), scrubbed);
 		PUT(c, last_error_wall_ns, now);
 	} else {
 		BUMP(c, successes);
@@ -500,6 +548,14 @@ void dbi_circuit_record(struct dbi_circuit *c, enum dbi_circuit_result r, uint64
 	}
 done:
 	pub_end(c);
+}
+
+void dbi_circuit_record(struct dbi_circuit *c, enum dbi_circuit_result r, uint64_t duration_ns, uint64_t now,
+                        const char *errmsg)
+{
+	record(c, r, duration_ns, now, errmsg);
+	if (dbi_unlikely(t_logq.n))
+		logq_flush(c);
 }
 
 void dbi_circuit_override(struct dbi_circuit *c, enum dbi_circuit_override o)
@@ -735,7 +791,7 @@ static void apply_saved(struct dbi_circuit_table *t, struct dbi_circuit *c, cons
 		char d[32];
 		uint64_t until = GET(c, open_until_wall_ns);
 		CIRCUIT_LOG(c, DBI_LOG_INFO, "circuit state restored",
-		            "owner=%s target=%s state=%s override=%s next_probe_in=%s", t->owner, c->target,
+		            "receiver=%s target=%s state=%s override=%s next_probe_in=%s", t->owner, c->target,
 		            dbi_circuit_state_name((enum dbi_circuit_state)s->state),
 		            dbi_circuit_override_name((enum dbi_circuit_override)s->override),
 		            s->state != DBI_CIRCUIT_OPEN ? "-"
@@ -764,7 +820,8 @@ struct dbi_circuit *dbi_circuit_get(struct dbi_circuit_table *t, const char *tar
 {
 	size_t len = target ? strlen(target) : 0;
 	if (len == 0 || len >= DBI_CIRCUIT_TARGET_MAX) {
-		DBI_LOGW("circuit", "target name empty or too long for a circuit", "owner=%s len=%zu", t->owner, len);
+		DBI_LOGW("circuit", "target name empty or too long for a circuit", "receiver=%s len=%zu", t->owner,
+		         len);
 		return NULL;
 	}
 	pthread_mutex_lock(&t->lock);
@@ -774,7 +831,7 @@ struct dbi_circuit *dbi_circuit_get(struct dbi_circuit_table *t, const char *tar
 	uint32_t n = atomic_load_explicit(&t->r->count, memory_order_relaxed);
 	if (n >= t->r->capacity) {
 		DBI_LOGW("circuit", "circuit table full: target runs without a circuit breaker",
-		         "owner=%s target=%s capacity=%u", t->owner, target, t->r->capacity);
+		         "receiver=%s target=%s capacity=%u", t->owner, target, t->r->capacity);
 		goto out;
 	}
 	c = &t->r->c[n];
@@ -933,7 +990,7 @@ int dbi_circuit_table_save(struct dbi_circuit_table *t, uint64_t now)
 	}
 	if (b.oom) {
 		rc = DBI_ERR;
-		DBI_LOGW("circuit", "cannot save circuit states: out of memory", "owner=%s", t->owner);
+		DBI_LOGW("circuit", "cannot save circuit states: out of memory", "receiver=%s", t->owner);
 		goto cleanup;
 	}
 	uint64_t h = dbi_hash64(b.p, b.len, STATE_HASH_SEED);
@@ -941,7 +998,7 @@ int dbi_circuit_table_save(struct dbi_circuit_table *t, uint64_t now)
 	dbi_err_clear(&err);
 	if (b.oom || dbi_state_write(t->state_path, b.p, b.len, &err) != DBI_OK) {
 		rc = DBI_ERR;
-		DBI_LOGW("circuit", "cannot save circuit states", "owner=%s error=\"%s\"", t->owner,
+		DBI_LOGW("circuit", "cannot save circuit states", "receiver=%s error=\"%s\"", t->owner,
 		         b.oom ? "out of memory" : err.msg);
 	}
 cleanup:
@@ -1143,7 +1200,7 @@ int dbi_circuit_table_load(struct dbi_circuit_table *t, uint64_t now)
 	if (rc == DBI_DONE)
 		return DBI_OK; /* first start */
 	if (rc != DBI_OK) {
-		DBI_LOGW("circuit", "ignoring circuit state file: circuits start closed", "owner=%s error=\"%s\"",
+		DBI_LOGW("circuit", "ignoring circuit state file: circuits start closed", "receiver=%s error=\"%s\"",
 		         t->owner, err.msg);
 		return DBI_ERR;
 	}
@@ -1151,7 +1208,8 @@ int dbi_circuit_table_load(struct dbi_circuit_table *t, uint64_t now)
 	if (parse_state(t, data, len, &v, &n, why, sizeof(why)) != DBI_OK) {
 		char safe[300];
 		DBI_LOGW("circuit", "ignoring circuit state file: circuits start closed",
-		         "owner=%s file=%s error=\"%s\"", t->owner, t->state_path, log_safe(why, safe, sizeof(safe)));
+		         "receiver=%s file=%s error=\"%s\"", t->owner, t->state_path,
+		         log_safe(why, safe, sizeof(safe)));
 		free(data);
 		return DBI_ERR;
 	}
@@ -1173,7 +1231,7 @@ int dbi_circuit_table_load(struct dbi_circuit_table *t, uint64_t now)
 	t->saved = v;
 	t->nsaved = keep;
 	pthread_mutex_unlock(&t->lock);
-	DBI_LOGI("circuit", "circuit states loaded", "owner=%s file=%s entries=%zu", t->owner, t->state_path, n);
+	DBI_LOGI("circuit", "circuit states loaded", "receiver=%s file=%s entries=%zu", t->owner, t->state_path, n);
 	return DBI_OK;
 }
 

@@ -304,7 +304,7 @@ class CircuitAdmin(unittest.TestCase):
         self.assertEqual(a0["last_reason"], "connection refused")
         self.assertEqual((a1["state"], a1["override"]), ("open", "force_open"))
         self.assertNotIn(("loadgen", "loadgen-2:5432"), after)
-        self.assertIn('msg="circuit state restored" owner=loadgen target=loadgen-0:5432 state=open', col.log())
+        self.assertIn('msg="circuit state restored" receiver=loadgen target=loadgen-0:5432 state=open', col.log())
         # still open a while later although its calls would now succeed
         denied = a0["denied"]
         wait(api, "loadgen-0:5432", lambda c: c["denied"] >= denied + 3 and c["state"] == "open",

@@ -672,7 +672,7 @@ static void test_log_lines(void **state)
 	scrape(c, T0, DBI_CIRCUIT_REFUSED);
 	const char *l = log_text();
 	assert_non_null(strstr(l, "level=warn"));
-	assert_non_null(strstr(l, "msg=\"circuit opened\" owner=pgtest target=db1:5432 from=closed to=open "
+	assert_non_null(strstr(l, "msg=\"circuit opened\" receiver=pgtest target=db1:5432 from=closed to=open "
 	                          "reason=\"connection refused\" next_probe_in=1m"));
 	assert_null(strchr(strchr(l, '\n') + 1, '\n')); /* one line */
 	scrape(c, T0 + 60 * S, DBI_CIRCUIT_OK);
@@ -810,7 +810,8 @@ static void test_state_roundtrip(void **state)
 	struct dbi_circuit *closed = dbi_circuit_get(t, "closed 1:5432");
 	log_text();
 	assert_int_equal(dbi_circuit_table_load(t, T0 + 100 * S), DBI_OK);
-	assert_non_null(strstr(log_text(), "msg=\"circuit state restored\" owner=pgtest target=open:5432 state=open"));
+	assert_non_null(
+	        strstr(log_text(), "msg=\"circuit state restored\" receiver=pgtest target=open:5432 state=open"));
 	struct dbi_circuit *forced = dbi_circuit_get(t, "forced:5432");
 
 	struct dbi_circuit_view v = view(open);
