@@ -52,5 +52,7 @@ unsigned dbi_http_port(const struct dbi_http *srv);
 const char *dbi_http_header(const struct dbi_http_request *req, const char *name);
 /* Query argument lookup; NULL if absent. */
 const char *dbi_http_arg(const struct dbi_http_request *req, const char *name);
+/* 1 if the client connected from a loopback address (127.0.0.0/8, ::1, ::ffff:127.x.x.x). */
+int dbi_http_peer_is_loopback(const struct dbi_http_request *req);
 
 #endif

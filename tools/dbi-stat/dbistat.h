@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "dbi/circuit.h"
 #include "dbi/shm.h"
 #include "dbi/stats.h"
 
@@ -38,6 +39,10 @@ struct st_region {
 		struct st_thread thread;
 		struct dbi_stats_block stats;
 	} u;
+	/* circuit regions: one view per circuit (owned) and the owning receiver */
+	struct dbi_circuit_view *circ;
+	uint32_t ncirc;
+	char circ_owner[64];
 };
 
 struct st_sample {

@@ -22,6 +22,11 @@
  *      where B = { "id", "type", "region", "updated_age_ms",
  *                  "counters": { "<name>": { "type": "counter", "value": N, "per_s": x | null }
  *                                "<name>": { "type": "gauge", "value": N } } }
+ *   "circuits": [ { "receiver", "region", "target", "state": "closed|open|half_open",
+ *                   "override": "none|force_open|force_closed" (requested), "override_active" (applied),
+ *                   "reset_pending", "failures", "successes", "denied", "transitions",
+ *                   "window_failures", "window_calls", "backoff_s",
+ *                   "next_probe_in_s" | null (open and not forced), "last_change_age_s" | null } ],
  *   "threads": [ { "name", "region", "role", "tid", "cpu" (-1: not pinned), "numa_node",
  *                  "heartbeat_age_ms" | null, "busy_pct" | null, "cpu_pct" | null, "allocated_bytes" } ],
  *   "other_regions": [ { "name", "kind", "size", "owner" } ]
@@ -271,6 +276,47 @@ static void threads(struct jw *w, const struct st_view *v, double dt)
 	jw_close(w, ']');
 }
 
+static void circuits(struct jw *w, const struct st_view *v)
+{
+	const struct st_sample *c = v->cur;
+	jw_open(w, "circuits", '[');
+	for (uint32_t i = 0; i < c->n; i++) {
+		const struct st_region *r = &c->r[i];
+		if (r->d.kind != DBI_REGION_CIRCUIT || !r->valid)
+			continue;
+		for (uint32_t k = 0; k < r->ncirc; k++) {
+			const struct dbi_circuit_view *cv = &r->circ[k];
+			int probing = cv->state == DBI_CIRCUIT_OPEN && cv->override_active != DBI_CIRCUIT_FORCE_OPEN;
+			jw_open(w, NULL, '{');
+			jw_str(w, "receiver", r->circ_owner, sizeof(r->circ_owner));
+			jw_str(w, "region", r->d.name, sizeof(r->d.name));
+			jw_str(w, "target", cv->target, sizeof(cv->target));
+			jw_str(w, "state", dbi_circuit_state_name(cv->state), SIZE_MAX);
+			jw_str(w, "override", dbi_circuit_override_name(cv->override), SIZE_MAX);
+			jw_str(w, "override_active", dbi_circuit_override_name(cv->override_active), SIZE_MAX);
+			jw_bool(w, "reset_pending", cv->reset_pending);
+			jw_u64(w, "failures", cv->failures);
+			jw_u64(w, "successes", cv->successes);
+			jw_u64(w, "denied", cv->denied);
+			jw_u64(w, "transitions", cv->transitions);
+			jw_u64(w, "window_failures", cv->window_failures);
+			jw_u64(w, "window_calls", cv->window_calls);
+			jw_num(w, "backoff_s", (double)cv->backoff_ns / 1e9);
+			jw_num(w, "next_probe_in_s",
+			       !probing ? NAN
+			       : cv->open_until_wall_ns > c->wall_ns
+			               ? (double)(cv->open_until_wall_ns - c->wall_ns) / 1e9
+			               : 0.0);
+			jw_num(w, "last_change_age_s",
+			       cv->last_change_wall_ns && c->wall_ns > cv->last_change_wall_ns
+			               ? (double)(c->wall_ns - cv->last_change_wall_ns) / 1e9
+			               : NAN);
+			jw_close(w, '}');
+		}
+	}
+	jw_close(w, ']');
+}
+
 static void others(struct jw *w, const struct st_view *v)
 {
 	const struct st_sample *c = v->cur;
@@ -278,7 +324,8 @@ static void others(struct jw *w, const struct st_view *v)
 	for (uint32_t i = 0; i < c->n; i++) {
 		const struct st_region *r = &c->r[i];
 		uint32_t k = r->d.kind;
-		int known = k == DBI_REGION_RING || k == DBI_REGION_BRING || k == DBI_REGION_THREAD;
+		int known = k == DBI_REGION_RING || k == DBI_REGION_BRING || k == DBI_REGION_THREAD ||
+		            k == DBI_REGION_CIRCUIT;
 		int stats_ok = k == DBI_REGION_STATS && r->valid && r->u.stats.kind >= DBI_SK_RECEIVER &&
 		               r->u.stats.kind <= DBI_SK_RUNTIME;
 		if ((known && r->valid) || stats_ok)
@@ -324,6 +371,7 @@ void st_render_json(FILE *f, const struct st_view *v, int pretty)
 	rings(&w, v, dt);
 	brings(&w, v, dt);
 	stats(&w, v, dt);
+	circuits(&w, v);
 	threads(&w, v, dt);
 	others(&w, v);
 	jw_close(&w, '}');

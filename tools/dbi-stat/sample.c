@@ -1,9 +1,9 @@
 /*
  * sample.c — read one consistent-enough picture of a collector's segment: the header,
  * the region directory (copied under the generation check, re-read only when it
- * changed) and each region's counters. Stats blocks come through their seqlock; rings
- * and thread regions are single words read atomically, so a sample mixes instants a
- * few microseconds apart, which is fine for display and rates.
+ * changed) and each region's counters. Stats blocks and circuit breakers come through
+ * their seqlocks; rings and thread regions are single words read atomically, so a sample
+ * mixes instants a few microseconds apart, which is fine for display and rates.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -72,6 +72,29 @@ static int read_thread(const void *p, uint64_t size, struct st_thread *o)
 	o->busy_ns = atomic_load_explicit(&t->busy_ns, memory_order_relaxed);
 	o->allocated_bytes = atomic_load_explicit(&t->allocated_bytes, memory_order_relaxed);
 	o->cpu_ns = atomic_load_explicit(&t->cpu_ns, memory_order_relaxed);
+	return 1;
+}
+
+/* A circuit table: every published circuit through its seqlock; one a writer kept busy is left out. */
+static int read_circuits(const void *p, uint64_t size, struct st_region *r)
+{
+	int n = dbi_circuit_region_count(p, size);
+	if (n < 0)
+		return 0;
+	const struct dbi_circuit_region *cr = p;
+	st_clean(cr->owner, sizeof(cr->owner), r->circ_owner, sizeof(r->circ_owner));
+	r->circ = calloc(n ? (size_t)n : 1, sizeof(*r->circ));
+	if (!r->circ)
+		return 0;
+	for (int i = 0; i < n; i++) {
+		struct dbi_circuit_view *v = &r->circ[r->ncirc];
+		if (dbi_circuit_snapshot(dbi_circuit_region_at(p, (uint32_t)i), v) == DBI_OK) {
+			char t[sizeof(v->target)];
+			st_clean(v->target, sizeof(v->target), t, sizeof(t));
+			memcpy(v->target, t, sizeof(t));
+			r->ncirc++;
+		}
+	}
 	return 1;
 }
 
@@ -148,6 +171,9 @@ int st_sample_take(struct dbi_shm *shm, struct st_dircache *dc, struct st_sample
 				r->valid = r->d.size >= sizeof(struct dbi_stats_block) &&
 				           dbi_stats_snapshot(p, &r->u.stats) == DBI_OK;
 				break;
+			case DBI_REGION_CIRCUIT:
+				r->valid = read_circuits(p, r->d.size, r);
+				break;
 			default:
 				r->valid = 1; /* listed by name and size only */
 				break;
@@ -162,6 +188,8 @@ int st_sample_take(struct dbi_shm *shm, struct st_dircache *dc, struct st_sample
 
 void st_sample_free(struct st_sample *s)
 {
+	for (uint32_t i = 0; s->r && i < s->n; i++)
+		free(s->r[i].circ);
 	free(s->r);
 	s->r = NULL;
 	s->n = 0;

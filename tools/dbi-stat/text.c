@@ -1,7 +1,7 @@
 /*
  * text.c — dbi-stat's human view: a header about the collector and segment, then one
- * table per kind of region (rings, byte rings, threads) and the counter blocks grouped
- * by component kind. Counters get a per-second rate from the previous sample; gauges
+ * table per kind of region (rings, byte rings, circuit breakers, threads) and the
+ * counter blocks grouped by component kind. Counters get a per-second rate from the previous sample; gauges
  * are shown as values. Big numbers are abbreviated (K/M/G, KiB/MiB/GiB).
  */
 #include <math.h>
@@ -267,6 +267,46 @@ static void stats_group(FILE *f, const struct st_view *v, uint32_t kind, const c
 	}
 }
 
+/* Every circuit of every receiver: state, override, failures, transitions, time to the next probe. */
+static void circuits(FILE *f, const struct st_view *v)
+{
+	const struct st_sample *c = v->cur;
+	char a[32], ov[48];
+	int shown = 0, tw = MIN_NAMEW, ow = 10;
+	for (uint32_t i = 0; i < c->n; i++) {
+		const struct st_region *r = &c->r[i];
+		if (r->d.kind != DBI_REGION_CIRCUIT || !r->valid)
+			continue;
+		ow = DBI_MAX(ow, (int)strlen(r->circ_owner));
+		for (uint32_t k = 0; k < r->ncirc; k++)
+			tw = DBI_MAX(tw, (int)strlen(r->circ[k].target));
+	}
+	for (uint32_t i = 0; i < c->n; i++) {
+		const struct st_region *r = &c->r[i];
+		if (r->d.kind != DBI_REGION_CIRCUIT || !r->valid)
+			continue;
+		for (uint32_t k = 0; k < r->ncirc; k++) {
+			const struct dbi_circuit_view *cv = &r->circ[k];
+			if (!shown++)
+				fprintf(f, "\n%-*s %-*s %-9s %-22s %9s %11s  %s\n", tw + 2, "CIRCUITS", ow, "receiver",
+				        "state", "override", "failures", "transitions", "next probe in");
+			/* an override the scraper has not applied yet is marked pending */
+			snprintf(ov, sizeof(ov), "%s%s", dbi_circuit_override_name(cv->override),
+			         cv->override != cv->override_active || cv->reset_pending ? " (pending)" : "");
+			const char *probe = "-";
+			if (cv->state == DBI_CIRCUIT_OPEN && cv->override_active == DBI_CIRCUIT_FORCE_OPEN)
+				probe = "never (forced)";
+			else if (cv->state == DBI_CIRCUIT_OPEN)
+				probe = cv->open_until_wall_ns > c->wall_ns
+				                ? fmt_age(cv->open_until_wall_ns - c->wall_ns, a, sizeof(a))
+				                : "due";
+			fprintf(f, "  %-*s %-*s %-9s %-22s %9llu %11llu  %s\n", tw, cv->target, ow, r->circ_owner,
+			        dbi_circuit_state_name(cv->state), ov, (unsigned long long)cv->failures,
+			        (unsigned long long)cv->transitions, probe);
+		}
+	}
+}
+
 static void others(FILE *f, const struct st_view *v)
 {
 	const struct st_sample *c = v->cur;
@@ -275,7 +315,8 @@ static void others(FILE *f, const struct st_view *v)
 	for (uint32_t i = 0; i < c->n; i++) {
 		const struct st_region *r = &c->r[i];
 		uint32_t k = r->d.kind;
-		int known = k == DBI_REGION_RING || k == DBI_REGION_BRING || k == DBI_REGION_THREAD;
+		int known = k == DBI_REGION_RING || k == DBI_REGION_BRING || k == DBI_REGION_THREAD ||
+		            k == DBI_REGION_CIRCUIT;
 		int stats_ok = k == DBI_REGION_STATS && r->valid && r->u.stats.kind >= DBI_SK_RECEIVER &&
 		               r->u.stats.kind <= DBI_SK_RUNTIME;
 		if ((known && r->valid) || stats_ok)
@@ -306,6 +347,7 @@ void st_render_text(FILE *f, const struct st_view *v)
 			snprintf(title, sizeof(title), "THREAD COUNTERS");
 		stats_group(f, v, k, title);
 	}
+	circuits(f, v);
 	threads(f, v);
 	others(f, v);
 }

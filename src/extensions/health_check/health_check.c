@@ -4,6 +4,10 @@
  * reloading, while shutting down, or when a pipeline has stalled (one of its threads
  * stopped making progress for `stall_timeout`). Load balancers and Kubernetes probes
  * point here.
+ *
+ * With `admin: {enabled: true}` it also serves the admin API (admin.c: circuit breakers
+ * by hand) on a second listener, `admin.endpoint`, which must be a loopback address:
+ * the status endpoint is often exposed to a load balancer, the admin API never is.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,12 +17,7 @@
 #include "dbi/component.h"
 #include "dbi/http.h"
 #include "dbi/runtime.h"
-
-struct hc_cfg {
-	struct dbi_endpoint endpoint;
-	char *path;
-	uint64_t stall_timeout;
-};
+#include "health_check.h"
 
 static const struct dbi_conf_key hc_keys[] = {
         {.name = "endpoint",
@@ -36,22 +35,26 @@ static const struct dbi_conf_key hc_keys[] = {
          .offset = offsetof(struct hc_cfg, stall_timeout),
          .def = "10s",
          .doc = "a pipeline thread silent this long makes the pipeline 'stalled'"},
+        {.name = "admin.enabled",
+         .type = DBI_CT_BOOL,
+         .offset = offsetof(struct hc_cfg, admin_enabled),
+         .def = "false",
+         .doc = "serve the admin API (circuit breakers: GET/POST /admin/circuits) on admin.endpoint"},
+        {.name = "admin.endpoint",
+         .type = DBI_CT_ENDPOINT,
+         .offset = offsetof(struct hc_cfg, admin_endpoint),
+         .def = "127.0.0.1:13134",
+         .doc = "admin API address: loopback only (127.0.0.0/8, ::1 or localhost); it has no authentication"},
         DBI_CONF_END,
 };
 
-enum { HC_REQUESTS, HC_UNHEALTHY, HC_NSTATS };
 static const struct dbi_stat_def hc_stats[] = {
         [HC_REQUESTS] = {"requests", DBI_STAT_COUNTER, "status requests answered"},
         [HC_UNHEALTHY] = {"unhealthy_answers", DBI_STAT_COUNTER, "answers other than 200"},
+        [HC_ADMIN_REQUESTS] = {"admin_requests", DBI_STAT_COUNTER, "admin API requests"},
+        [HC_ADMIN_CHANGES] = {"admin_changes", DBI_STAT_COUNTER, "circuit changes requested through the admin API"},
+        [HC_ADMIN_REFUSED] = {"admin_refused", DBI_STAT_COUNTER, "admin requests refused (peer, Origin, Host)"},
         [HC_NSTATS] = {NULL, 0, NULL},
-};
-
-struct hc {
-	const struct hc_cfg *cfg;
-	const struct dbi_inst *inst;
-	struct dbi_runtime *rt;
-	struct dbi_http *http;
-	uint64_t start_wall;
 };
 
 static int hc_handle(void *cls, const struct dbi_http_request *req, struct dbi_http_response *r)
@@ -96,6 +99,25 @@ static int hc_handle(void *cls, const struct dbi_http_request *req, struct dbi_h
 	return DBI_OK;
 }
 
+static int hc_validate(const void *cfg, const char *id, struct dbi_errbuf *err)
+{
+	const struct hc_cfg *c = cfg;
+	if (c->admin_enabled && !hc_admin_host_is_loopback(c->admin_endpoint.host)) {
+		dbi_err_add(
+		        err,
+		        "%s: admin.endpoint must be a loopback address (127.0.0.1, ::1 or localhost), not '%s': the "
+		        "admin API changes circuit breakers and has no authentication",
+		        id, c->admin_endpoint.host[0] ? c->admin_endpoint.host : "all interfaces");
+		return DBI_ERR;
+	}
+	if (c->admin_enabled && c->admin_endpoint.port == c->endpoint.port &&
+	    strcmp(c->admin_endpoint.host, c->endpoint.host) == 0) {
+		dbi_err_add(err, "%s: admin.endpoint must differ from endpoint", id);
+		return DBI_ERR;
+	}
+	return DBI_OK;
+}
+
 static int hc_create(const struct dbi_inst *inst, void **state, struct dbi_errbuf *err)
 {
 	struct hc *hc = calloc(1, sizeof(*hc));
@@ -114,19 +136,34 @@ static int hc_create(const struct dbi_inst *inst, void **state, struct dbi_errbu
 static int hc_start(void *state, struct dbi_errbuf *err)
 {
 	struct hc *hc = state;
-	return dbi_http_start(&hc->http, hc->inst->id, &hc->cfg->endpoint, 0, hc_handle, hc, err);
+	char name[96];
+	if (dbi_http_start(&hc->http, hc->inst->id, &hc->cfg->endpoint, 0, hc_handle, hc, err) != DBI_OK)
+		return DBI_ERR;
+	if (!hc->cfg->admin_enabled)
+		return DBI_OK;
+	snprintf(name, sizeof(name), "%s admin", hc->inst->id);
+	/* POST bodies are not used; a small limit keeps a client from making us buffer much */
+	if (dbi_http_start(&hc->admin, name, &hc->cfg->admin_endpoint, 4096, hc_admin_handle, hc, err) != DBI_OK) {
+		dbi_http_stop(hc->http);
+		hc->http = NULL;
+		return DBI_ERR;
+	}
+	return DBI_OK;
 }
 
 static void hc_stop(void *state)
 {
 	struct hc *hc = state;
+	dbi_http_stop(hc->admin);
 	dbi_http_stop(hc->http);
+	hc->admin = NULL;
 	hc->http = NULL;
 }
 
 static void hc_destroy(void *state)
 {
 	struct hc *hc = state;
+	dbi_http_stop(hc->admin);
 	dbi_http_stop(hc->http);
 	free(hc);
 }
@@ -138,6 +175,7 @@ const struct dbi_component dbi_extension_health_check = {
         .keys = hc_keys,
         .conf_size = sizeof(struct hc_cfg),
         .stats = hc_stats,
+        .validate = hc_validate,
         .create = hc_create,
         .destroy = hc_destroy,
         .start = hc_start,
