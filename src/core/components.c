@@ -14,6 +14,7 @@ extern const struct dbi_component dbi_processor_cumulativetodelta;
 extern const struct dbi_component dbi_exporter_debug;
 extern const struct dbi_component dbi_exporter_nop;
 extern const struct dbi_component dbi_exporter_prometheus;
+extern const struct dbi_component dbi_exporter_otlphttp;
 extern const struct dbi_component dbi_extension_health_check;
 
 /* one line each, so parallel additions merge cleanly (clang-format would pack them) */
@@ -27,6 +28,7 @@ const struct dbi_component *const dbi_components[] = {
         &dbi_exporter_debug,
         &dbi_exporter_nop,
         &dbi_exporter_prometheus,
+        &dbi_exporter_otlphttp,
         &dbi_extension_health_check,
         NULL,
 };
