@@ -1,0 +1,191 @@
+#!/usr/bin/python3
+"""test_otlphttp_delivery.py - the real dbi-collector (loadgen -> batch -> otlphttp) sending
+to an independent OTLP/HTTP sink (tests/support/otlp_sink.py, its own protobuf decoder):
+every point arrives exactly once with its resource, scope, temporality and value, with
+gzip, zstd, no compression and OTLP/JSON; max_request_bytes is never exceeded; the New
+Relic profile adds its resource attributes; headers are sent and never logged.
+"""
+
+import os
+import socket
+import sys
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "support"))
+sys.dont_write_bytecode = True
+
+from dbi_process import Collector  # noqa: E402
+from otlp_sink import Sink  # noqa: E402
+
+SECRET = "nr-test-license-key-0123456789abcdef"
+
+
+def config(sink_url, tag, targets=4, series=25, points=4000, rate=20000, batch=500, exporter="", processors="batch"):
+    return """
+receivers:
+  loadgen: {targets: %d, series_per_target: %d, rate: %d, max_points: %d}
+processors:
+  batch: {send_batch_size: %d, timeout: 100ms}
+exporters:
+  otlphttp:
+    endpoint: %s
+    headers: {api-key: %s}
+%s
+service:
+  pipelines:
+    metrics: {receivers: [loadgen], processors: [%s], exporters: [otlphttp]}
+runtime:
+  shm: {name: %s}
+""" % (targets, series, rate, points, batch, sink_url, SECRET, exporter, processors, Collector.shm_name(tag))
+
+
+def has_unknown(d):
+    if isinstance(d, dict):
+        return "_unknown" in d or any(has_unknown(v) for v in d.values())
+    if isinstance(d, list):
+        return any(has_unknown(v) for v in d)
+    return False
+
+
+def check_points(test, pts, targets, series, points):
+    """Each series got the values 1..k once, in total `points` points, from loadgen's shape."""
+    test.assertEqual(len(pts), points)
+    keys = set()
+    per_series = {}
+    for p in pts:
+        test.assertEqual(p["metric"], "loadgen.counter")
+        test.assertEqual(p["kind"], "sum")
+        test.assertTrue(p["monotonic"])
+        test.assertEqual(p["temporality"], 2)  # cumulative, as the descriptor says
+        test.assertEqual(p["scope"], "dbi/loadgen")
+        test.assertEqual(p["resource"]["service.name"], "loadgen")
+        test.assertEqual(p["resource"]["server.port"], 5432)
+        inst = p["resource"]["service.instance.id"]
+        test.assertEqual(inst, p["resource"]["server.address"] + ":5432")
+        test.assertGreater(p["time"], p["start"])
+        test.assertGreater(p["start"], 0)
+        key = (inst, p["attrs"]["series"], p["value"])
+        test.assertNotIn(key, keys, "duplicate point %r" % (key,))
+        keys.add(key)
+        per_series.setdefault((inst, p["attrs"]["series"]), []).append(p["value"])
+    test.assertEqual(len(per_series), min(targets * series, points))
+    for vals in per_series.values():
+        test.assertEqual(sorted(vals), list(range(1, len(vals) + 1)))
+
+
+class Delivery(unittest.TestCase):
+    def run_one(self, tag, exporter="", points=4000, **kw):
+        sink = Sink()
+        cfg = config(sink.url, tag, points=points, exporter=exporter, **kw)
+        c = Collector(cfg, tag)
+        try:
+            ok = c.wait_for(lambda: len(sink.points()) >= points, timeout=60)
+            # the usage projection starts after a second of history
+            c.wait_for(lambda: c.counter("exporter:otlphttp:sender", "usage.projected_mb_month") > 0, timeout=5)
+            sent = c.counters("exporter:otlphttp:sender")
+            main = c.counters("exporter:otlphttp")
+            self.assertEqual(c.stop(), 0)
+            log = c.log()
+        finally:
+            c.close()
+            sink.close()
+        self.assertTrue(ok, "only %d of %d points arrived; log:\n%s" % (len(sink.points()), points, log[-3000:]))
+        self.assertNotIn(SECRET, log)
+        return sink, sent, main, log
+
+    def test_gzip_default(self):
+        sink, sent, main, _ = self.run_one("gz")
+        check_points(self, sink.points(), 4, 25, 4000)
+        for r in sink.requests:
+            self.assertEqual(r.status, 200)
+            self.assertEqual(r.headers.get("content-encoding"), "gzip")
+            self.assertEqual(r.headers.get("content-type"), "application/x-protobuf")
+            self.assertEqual(r.headers.get("api-key"), SECRET)
+            self.assertTrue(r.headers.get("user-agent", "").startswith("dbi-collector/"))
+            self.assertEqual(r.path, "/v1/metrics")
+            self.assertFalse(has_unknown(r.decoded), "a field the OTLP schema does not have")
+        self.assertEqual(sent["points.sent"], 4000)
+        self.assertEqual(sent["requests.ok"], len(sink.requests))
+        self.assertEqual(sent["bytes.sent"], sum(r.wire_len for r in sink.requests))
+        self.assertEqual(sent["bytes.sent_uncompressed"], sum(r.raw_len for r in sink.requests))
+        self.assertEqual(main["items"], 4000)
+        self.assertEqual(sum(v for k, v in main.items() if k.startswith("dropped.")), 0)
+        self.assertEqual(sum(v for k, v in sent.items() if k.startswith("dropped.")), 0)
+        self.assertGreater(sent["usage.projected_mb_month"], 0)
+
+    def test_zstd(self):
+        sink, _, _, _ = self.run_one("zstd", exporter="    compression: zstd")
+        check_points(self, sink.points(), 4, 25, 4000)
+        self.assertTrue(all(r.headers.get("content-encoding") == "zstd" for r in sink.requests))
+        # a real zstd frame: the magic number
+        self.assertTrue(all(r.raw_len > r.wire_len for r in sink.requests))
+
+    def test_none(self):
+        sink, _, _, _ = self.run_one("none", exporter="    compression: none")
+        check_points(self, sink.points(), 4, 25, 4000)
+        self.assertTrue(all("content-encoding" not in r.headers for r in sink.requests))
+        self.assertTrue(all(r.raw_len == r.wire_len for r in sink.requests))
+
+    def test_json(self):
+        sink, sent, _, _ = self.run_one("json", exporter="    encoding: json\n    compression: gzip")
+        check_points(self, sink.points(), 4, 25, 4000)
+        self.assertTrue(all(r.headers.get("content-type") == "application/json" for r in sink.requests))
+        self.assertTrue(all("resourceMetrics" in r.decoded for r in sink.requests))
+        self.assertEqual(sent["points.sent"], 4000)
+
+    def test_max_request_bytes(self):
+        # batches of 2000 points compress to ~15 kB; the cap is 4000 bytes of body as sent
+        sink, sent, main, _ = self.run_one("maxreq", exporter="    max_request_bytes: 4000", points=6000,
+                                           batch=2000, targets=6, series=50)
+        check_points(self, sink.points(), 6, 50, 6000)
+        self.assertTrue(all(r.wire_len <= 4000 for r in sink.requests), [r.wire_len for r in sink.requests])
+        self.assertNotIn(413, sink.statuses())
+        self.assertGreater(len(sink.requests), 6000 // 2000)
+        self.assertEqual(main["requests.queued"], len(sink.requests))
+
+    def test_newrelic_profile(self):
+        exporter = "    profile: newrelic\n    host_attributes: always"
+        sink, _, _, _ = self.run_one("nr", exporter=exporter, points=1000)
+        pts = sink.points()
+        check_points(self, pts, 4, 25, 1000)
+        machine_id = None
+        for f in ("/etc/machine-id", "/var/lib/dbus/machine-id"):
+            if os.path.exists(f):
+                with open(f) as fh:
+                    machine_id = fh.read().strip() or None
+                break
+        for p in pts:
+            self.assertEqual(p["resource"]["instrumentation.provider"], "opentelemetry")
+            self.assertEqual(p["resource"]["host.name"], socket.gethostname())
+            if machine_id:
+                self.assertEqual(p["resource"]["host.id"], machine_id)
+        self.assertTrue(all(r.headers.get("api-key") == SECRET for r in sink.requests))
+
+    def test_newrelic_profile_auto_hosts(self):
+        # default host_attributes (auto): loadgen's servers are not this machine, so no host.*
+        sink, _, _, _ = self.run_one("nrauto", exporter="    profile: newrelic", points=500)
+        for p in sink.points():
+            self.assertEqual(p["resource"]["instrumentation.provider"], "opentelemetry")
+            self.assertNotIn("host.name", p["resource"])
+            self.assertNotIn("host.id", p["resource"])
+
+    def test_partial_success_counted(self):
+        sink = Sink()
+        sink.partial_reject = (3, "3 points had bad timestamps")
+        c = Collector(config(sink.url, "partial", points=1000, batch=1000), "partial")
+        try:
+            self.assertTrue(c.wait_for(lambda: c.counter("exporter:otlphttp:sender", "requests.ok") >= 1,
+                                       timeout=60))
+            n = c.counter("exporter:otlphttp:sender", "requests.ok")
+            self.assertTrue(c.wait_for(lambda: c.counter("exporter:otlphttp:sender", "partial_success.rejected")
+                                       == 3 * n, timeout=10))
+            c.stop()
+            self.assertIn("3 points had bad timestamps", c.log())
+        finally:
+            c.close()
+            sink.close()
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
