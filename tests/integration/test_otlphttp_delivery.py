@@ -15,13 +15,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "support"))
 sys.dont_write_bytecode = True
 
-from dbi_process import Collector  # noqa: E402
+from collector import Collector  # noqa: E402
 from otlp_sink import Sink  # noqa: E402
+from otlphttp_testlib import counter, counters, eventually  # noqa: E402
 
 SECRET = "nr-test-license-key-0123456789abcdef"
 
 
-def config(sink_url, tag, targets=4, series=25, points=4000, rate=20000, batch=500, exporter="", processors="batch"):
+def config(sink_url, targets=4, series=25, points=4000, rate=20000, batch=500, exporter="", processors="batch"):
     return """
 receivers:
   loadgen: {targets: %d, series_per_target: %d, rate: %d, max_points: %d}
@@ -36,8 +37,8 @@ service:
   pipelines:
     metrics: {receivers: [loadgen], processors: [%s], exporters: [otlphttp]}
 runtime:
-  shm: {name: %s}
-""" % (targets, series, rate, points, batch, sink_url, SECRET, exporter, processors, Collector.shm_name(tag))
+  shm: {name: "{shm}"}
+""" % (targets, series, rate, points, batch, sink_url, SECRET, exporter, processors)
 
 
 def has_unknown(d):
@@ -77,18 +78,17 @@ def check_points(test, pts, targets, series, points):
 class Delivery(unittest.TestCase):
     def run_one(self, tag, exporter="", points=4000, **kw):
         sink = Sink()
-        cfg = config(sink.url, tag, points=points, exporter=exporter, **kw)
-        c = Collector(cfg, tag)
+        cfg = config(sink.url, points=points, exporter=exporter, **kw)
         try:
-            ok = c.wait_for(lambda: len(sink.points()) >= points, timeout=60)
-            # the usage projection starts after a second of history
-            c.wait_for(lambda: c.counter("exporter:otlphttp:sender", "usage.projected_mb_month") > 0, timeout=5)
-            sent = c.counters("exporter:otlphttp:sender")
-            main = c.counters("exporter:otlphttp")
-            self.assertEqual(c.stop(), 0)
-            log = c.log()
+            with Collector(cfg) as c:
+                ok = eventually(lambda: len(sink.points()) >= points, timeout=60)
+                # the usage projection starts after a second of history
+                eventually(lambda: counter(c, "exporter:otlphttp:sender", "usage.projected_mb_month") > 0, 5)
+                sent = counters(c, "exporter:otlphttp:sender")
+                main = counters(c, "exporter:otlphttp")
+                self.assertEqual(c.stop(), 0)
+                log = c.log()
         finally:
-            c.close()
             sink.close()
         self.assertTrue(ok, "only %d of %d points arrived; log:\n%s" % (len(sink.points()), points, log[-3000:]))
         self.assertNotIn(SECRET, log)
@@ -171,20 +171,19 @@ class Delivery(unittest.TestCase):
             self.assertNotIn("host.id", p["resource"])
 
     def test_partial_success_counted(self):
-        sink = Sink()
-        sink.partial_reject = (3, "3 points had bad timestamps")
-        c = Collector(config(sink.url, "partial", points=1000, batch=1000), "partial")
-        try:
-            self.assertTrue(c.wait_for(lambda: c.counter("exporter:otlphttp:sender", "requests.ok") >= 1,
-                                       timeout=60))
-            n = c.counter("exporter:otlphttp:sender", "requests.ok")
-            self.assertTrue(c.wait_for(lambda: c.counter("exporter:otlphttp:sender", "partial_success.rejected")
-                                       == 3 * n, timeout=10))
-            c.stop()
-            self.assertIn("3 points had bad timestamps", c.log())
-        finally:
-            c.close()
-            sink.close()
+        for enc in ("proto", "json"):
+            sink = Sink()
+            sink.partial_reject = (3, "3 points had bad timestamps")
+            try:
+                with Collector(config(sink.url, points=1000, batch=1000, exporter="    encoding: " + enc)) as c:
+                    self.assertTrue(eventually(lambda: len(sink.points()) >= 1000, timeout=60))
+                    n = len(sink.accepted())
+                    self.assertTrue(eventually(
+                        lambda: counter(c, "exporter:otlphttp:sender", "partial_success.rejected") == 3 * n, 10))
+                    c.stop()
+                    self.assertIn("3 points had bad timestamps", c.log())
+            finally:
+                sink.close()
 
 
 if __name__ == "__main__":

@@ -18,15 +18,16 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "support"))
 sys.dont_write_bytecode = True
 
-from dbi_process import Collector  # noqa: E402
+from collector import Collector  # noqa: E402
 from otlp_sink import Sink, status_pb  # noqa: E402
+from otlphttp_testlib import counter, counters, eventually, loadgen_key  # noqa: E402
 
 SECRET = "secret-api-key-do-not-log-42"
 SENDER = "exporter:otlphttp:sender"
 MAIN = "exporter:otlphttp"
 
 
-def config(sink_url, tag, points, rate=20000, batch=500, targets=4, series=25, exporter="",
+def config(sink_url, points, rate=20000, batch=500, targets=4, series=25, exporter="",
            retry="{initial_interval: 200ms, max_interval: 1s, max_elapsed_time: 120s}"):
     return """
 receivers:
@@ -44,14 +45,14 @@ service:
   pipelines:
     metrics: {receivers: [loadgen], processors: [batch], exporters: [otlphttp]}
 runtime:
-  shm: {name: %s}
-""" % (targets, series, rate, points, batch, sink_url, SECRET, retry, exporter, Collector.shm_name(tag))
+  shm: {name: "{shm}"}
+""" % (targets, series, rate, points, batch, sink_url, SECRET, retry, exporter)
 
 
 def unique_points(test, sink, expected):
     pts = sink.points()
-    keys = {(p["resource"]["service.instance.id"], p["attrs"]["series"], p["value"]) for p in pts}
-    test.assertEqual(len(keys), len(pts), "duplicates")
+    keys = {loadgen_key(p) for p in pts}
+    test.assertEqual(len(keys), len(pts))
     test.assertEqual(len(pts), expected)
 
 
@@ -60,18 +61,18 @@ class Faults(unittest.TestCase):
         sink = Sink()
         sink.fail(503, seconds=10)
         # 2000 points/s for 10 s: everything produced during the window waits in the queue
-        c = Collector(config(sink.url, "w503", points=20000, rate=2000), "w503")
+        c = Collector(config(sink.url, points=20000, rate=2000))
         try:
-            self.assertTrue(c.wait_for(lambda: c.counter(SENDER, "circuit.opens") >= 1, timeout=30),
+            self.assertTrue(eventually(lambda: counter(c, SENDER, "circuit.opens") >= 1, timeout=30),
                             "circuit never opened:\n" + c.log()[-2000:])
-            ok = c.wait_for(lambda: len(sink.points()) >= 20000, timeout=90)
+            ok = eventually(lambda: len(sink.points()) >= 20000, timeout=90)
             self.assertTrue(ok, "%d points arrived\n%s" % (len(sink.points()), c.log()[-3000:]))
             time.sleep(1)  # anything sent twice would arrive now
-            s = c.counters(SENDER)
-            m = c.counters(MAIN)
+            s = counters(c, SENDER)
+            m = counters(c, MAIN)
             self.assertEqual(c.stop(), 0)
         finally:
-            c.close()
+            c.stop()
             sink.close()
         unique_points(self, sink, 20000)
         self.assertIn(503, sink.statuses())
@@ -90,14 +91,14 @@ class Faults(unittest.TestCase):
         sink = Sink()
         sink.fail(status, count=1, retry_after=retry_after)
         # one batch, then nothing: the only other request is the retry
-        c = Collector(config(sink.url, "ra%d" % status, points=500, batch=500,
-                             retry="{initial_interval: 50ms, max_interval: 100ms}"), "ra%d" % status)
+        c = Collector(config(sink.url, points=500, batch=500,
+                             retry="{initial_interval: 50ms, max_interval: 100ms}"))
         try:
-            self.assertTrue(c.wait_for(lambda: len(sink.points()) >= 500, timeout=60), c.log()[-2000:])
-            throttled = c.counter(SENDER, "throttled")
+            self.assertTrue(eventually(lambda: len(sink.points()) >= 500, timeout=60), c.log()[-2000:])
+            throttled = counter(c, SENDER, "throttled")
             c.stop()
         finally:
-            c.close()
+            c.stop()
             sink.close()
         reqs = sink.requests
         self.assertEqual(reqs[0].status, status)
@@ -118,13 +119,13 @@ class Faults(unittest.TestCase):
     def test_413_splits(self):
         sink = Sink()
         sink.max_body = 2500  # a batch of 1000 points is ~7 kB gzipped
-        c = Collector(config(sink.url, "s413", points=5000, batch=1000, targets=10, series=100), "s413")
+        c = Collector(config(sink.url, points=5000, batch=1000, targets=10, series=100))
         try:
-            self.assertTrue(c.wait_for(lambda: len(sink.points()) >= 5000, timeout=60), c.log()[-2000:])
-            s = c.counters(SENDER)
+            self.assertTrue(eventually(lambda: len(sink.points()) >= 5000, timeout=60), c.log()[-2000:])
+            s = counters(c, SENDER)
             c.stop()
         finally:
-            c.close()
+            c.stop()
             sink.close()
         unique_points(self, sink, 5000)
         self.assertIn(413, sink.statuses())
@@ -135,16 +136,16 @@ class Faults(unittest.TestCase):
     def test_413_single_point_dropped(self):
         sink = Sink()
         sink.max_body = 10  # nothing fits, not even one point
-        c = Collector(config(sink.url, "one413", points=20, batch=20), "one413")
+        c = Collector(config(sink.url, points=20, batch=20))
         try:
-            self.assertTrue(c.wait_for(lambda: c.counter(SENDER, "dropped.too_large") >= 20, timeout=60),
+            self.assertTrue(eventually(lambda: counter(c, SENDER, "dropped.too_large") >= 20, timeout=60),
                             c.log()[-2000:])
             time.sleep(0.5)
-            s = c.counters(SENDER)
+            s = counters(c, SENDER)
             self.assertEqual(c.stop(), 0)
             log = c.log()
         finally:
-            c.close()
+            c.stop()
             sink.close()
         self.assertEqual(s["dropped.too_large"], 20)
         self.assertEqual(len(sink.points()), 0)
@@ -155,16 +156,16 @@ class Faults(unittest.TestCase):
     def test_401_not_retried(self):
         sink = Sink()
         sink.fail(401, body=status_pb("invalid license key for account 1234"))
-        c = Collector(config(sink.url, "u401", points=5000, batch=1000), "u401")
+        c = Collector(config(sink.url, points=5000, batch=1000))
         try:
-            self.assertTrue(c.wait_for(lambda: c.counter(SENDER, "dropped.unauthorized") >= 5000, timeout=60),
+            self.assertTrue(eventually(lambda: counter(c, SENDER, "dropped.unauthorized") >= 5000, timeout=60),
                             c.log()[-2000:])
             time.sleep(1.5)  # a retry would show up now
-            s = c.counters(SENDER)
+            s = counters(c, SENDER)
             self.assertEqual(c.stop(), 0)
             log = c.log()
         finally:
-            c.close()
+            c.stop()
             sink.close()
         self.assertEqual(s["dropped.unauthorized"], 5000)
         self.assertEqual(s["retries"], 0)
@@ -181,15 +182,15 @@ class Faults(unittest.TestCase):
         sink = Sink()
         url = sink.url
         sink.down()
-        c = Collector(config(url, "refused", points=3000, rate=3000, batch=500), "refused")
+        c = Collector(config(url, points=3000, rate=3000, batch=500))
         try:
-            self.assertTrue(c.wait_for(lambda: c.counter(SENDER, "failures.connection") >= 3, timeout=30))
+            self.assertTrue(eventually(lambda: counter(c, SENDER, "failures.connection") >= 3, timeout=30))
             sink.up()
-            self.assertTrue(c.wait_for(lambda: len(sink.points()) >= 3000, timeout=60), c.log()[-2000:])
-            s = c.counters(SENDER)
+            self.assertTrue(eventually(lambda: len(sink.points()) >= 3000, timeout=60), c.log()[-2000:])
+            s = counters(c, SENDER)
             c.stop()
         finally:
-            c.close()
+            c.stop()
             sink.close()
         unique_points(self, sink, 3000)
         self.assertEqual(s["points.sent"], 3000)

@@ -20,14 +20,15 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "support"))
 sys.dont_write_bytecode = True
 
-from dbi_process import Collector  # noqa: E402
+from collector import Collector  # noqa: E402
 from otlp_sink import Sink  # noqa: E402
+from otlphttp_testlib import counter, counters, eventually, loadgen_key  # noqa: E402
 
 SENDER = "exporter:otlphttp:sender"
 MAIN = "exporter:otlphttp"
 
 
-def config(sink_url, tag, qdir, points, rate, batch=500, max_bytes="1GiB", compression="gzip"):
+def config(sink_url, qdir, points, rate, batch=500, max_bytes="1GiB", compression="gzip"):
     return """
 receivers:
   loadgen: {targets: 5, series_per_target: 40, rate: %d, max_points: %d}
@@ -44,13 +45,13 @@ service:
   pipelines:
     metrics: {receivers: [loadgen], processors: [batch], exporters: [otlphttp]}
 runtime:
-  shm: {name: %s}
-""" % (rate, points, batch, sink_url, compression, qdir, max_bytes, Collector.shm_name(tag))
+  shm: {name: "{shm}"}
+""" % (rate, points, batch, sink_url, compression, qdir, max_bytes)
 
 
 def point_key(p):
     # loadgen restarts its values at 1 in a new process: the timestamp tells the runs apart
-    return (p["resource"]["service.instance.id"], p["attrs"]["series"], p["value"], p["time"])
+    return loadgen_key(p, with_time=True)
 
 
 class Persistent(unittest.TestCase):
@@ -66,21 +67,21 @@ class Persistent(unittest.TestCase):
         url = sink.url
         total = 12000
         # 2000 points/s for 6 s; the endpoint goes away after the first ~3000 points
-        a = Collector(config(url, tag + "a", self.qdir, total, 2000), tag + "a")
+        a = Collector(config(url, self.qdir, total, 2000))
         b = None
         try:
-            self.assertTrue(a.wait_for(lambda: len(sink.points()) >= 3000, timeout=60), a.log()[-2000:])
+            self.assertTrue(eventually(lambda: len(sink.points()) >= 3000, timeout=60), a.log()[-2000:])
             sink.down()
             acked_before = {point_key(p) for p in sink.points()}
-            self.assertTrue(a.wait_for(lambda: a.counter(MAIN, "items") >= total, timeout=60),
+            self.assertTrue(eventually(lambda: counter(a, MAIN, "items") >= total, timeout=60),
                             "loadgen did not finish:\n" + a.log()[-2000:])
-            self.assertTrue(a.wait_for(lambda: a.counter(SENDER, "failures.connection") >= 3, timeout=30))
+            self.assertTrue(eventually(lambda: counter(a, SENDER, "failures.connection") >= 3, timeout=30))
             time.sleep(1.0)  # every queued request is on disk (written before consume returns)
-            st = a.counters(MAIN)
+            st = counters(a, MAIN)
             self.assertEqual(st["dropped.queue_io"], 0)
             self.assertGreater(st["queue.disk_bytes"], 0)
             if how == "kill":
-                a.kill9()
+                a.kill()
             else:
                 self.assertEqual(a.stop(), 0)
             self.assertTrue(any(f.endswith(".seg") for f in os.listdir(self.qdir)))
@@ -88,17 +89,17 @@ class Persistent(unittest.TestCase):
 
             sink.up()  # same port
             # a new process; its own loadgen adds just one point of its own
-            b = Collector(config(url, tag + "b", self.qdir, 1, 100), tag + "b")
-            self.assertTrue(b.wait_for(lambda: len(sink.points()) >= total + 1, timeout=90),
+            b = Collector(config(url, self.qdir, 1, 100))
+            self.assertTrue(eventually(lambda: len(sink.points()) >= total + 1, timeout=90),
                             "%d of %d\n%s" % (len(sink.points()), total + 1, b.log()[-3000:]))
             time.sleep(1.5)  # a duplicate would arrive now
-            sb = b.counters(MAIN)
+            sb = counters(b, MAIN)
             self.assertEqual(b.stop(), 0)
             blog = b.log()
         finally:
-            a.close()
+            a.stop()
             if b:
-                b.close()
+                b.stop()
             sink.close()
         pts = sink.points()
         keys = [point_key(p) for p in pts]
@@ -127,22 +128,22 @@ class Persistent(unittest.TestCase):
         url = sink.url
         sink.down()
         # 20 uncompressed requests of ~90 kB: a 1 MiB cap must drop the oldest
-        a = Collector(config(url, "bound", self.qdir, 40000, 10000, batch=2000, max_bytes="1MiB",
-                             compression="none"), "bound")
+        a = Collector(config(url, self.qdir, 40000, 10000, batch=2000, max_bytes="1MiB",
+                             compression="none"))
         try:
-            self.assertTrue(a.wait_for(lambda: a.counter(MAIN, "items") >= 40000, timeout=60), a.log()[-2000:])
+            self.assertTrue(eventually(lambda: counter(a, MAIN, "items") >= 40000, timeout=60), a.log()[-2000:])
             time.sleep(1)
-            m = a.counters(MAIN)
+            m = counters(a, MAIN)
             self.assertLessEqual(m["queue.disk_bytes"], 1 << 20)
             sink.up()
             dropped = m["dropped.queue_oldest"]
-            self.assertTrue(a.wait_for(lambda: len(sink.points()) + a.counter(MAIN, "dropped.queue_oldest")
+            self.assertTrue(eventually(lambda: len(sink.points()) + counter(a, MAIN, "dropped.queue_oldest")
                                        >= 40000, timeout=60), a.log()[-2000:])
             time.sleep(1)
-            m = a.counters(MAIN)
+            m = counters(a, MAIN)
             a.stop()
         finally:
-            a.close()
+            a.stop()
             sink.close()
         self.assertGreater(dropped, 0)
         self.assertEqual(len(sink.points()) + m["dropped.queue_oldest"], 40000)

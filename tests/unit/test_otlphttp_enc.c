@@ -34,7 +34,7 @@ typedef Opentelemetry__Proto__Common__V1__KeyValue KV;
 #define T0 1700000000000000000ULL
 #define T1 1700000010000000000ULL
 
-static MReq *unpack_metrics(const struct dbi_buf *b)
+static MReq *unpack_metrics(const struct dbi_obuf *b)
 {
 	ProtobufCMessage *m = NULL;
 	struct dbi_errbuf err;
@@ -253,7 +253,7 @@ static void test_metrics_all_kinds(void **state)
 	struct dbi_otlp_point_rec *x1 = make_exp(w.s_exp_a, 0), *x2 = make_exp(w.s_exp_a, 1),
 	                          *sm = make_summary(w.s_summary_b);
 	const struct dbi_rec_hdr *recs[] = {&h->h, &x1->h, &sm->h, &x2->h};
-	struct dbi_buf out = {0};
+	struct dbi_obuf out = {0};
 	uint32_t n = 0;
 	assert_int_equal(dbi_otlp_enc_metrics(e, pts, 7, recs, 4, &out, &n), DBI_OK);
 	assert_int_equal(n, 11);
@@ -370,14 +370,14 @@ static void test_metrics_all_kinds(void **state)
 	protobuf_c_message_free_unpacked(&r->base, NULL);
 
 	/* the same batch again: caches give the same bytes */
-	struct dbi_buf again = {0};
+	struct dbi_obuf again = {0};
 	assert_int_equal(dbi_otlp_enc_metrics(e, pts, 7, recs, 4, &again, &n), DBI_OK);
 	assert_int_equal(again.len, out.len);
 	assert_memory_equal(again.data, out.data, out.len);
 	assert_int_equal(dbi_otlp_enc_stats(e)->invalid, 0);
 
-	dbi_buf_free(&again);
-	dbi_buf_free(&out);
+	dbi_obuf_free(&again);
+	dbi_obuf_free(&out);
 	free(h);
 	free(x1);
 	free(x2);
@@ -398,7 +398,7 @@ static void test_metrics_json_literal(void **state)
 	uint32_t s1 = dbi_series_intern(reg, m, res, scope, attrs1(reg, "k", "v"));
 	struct dbi_point p = pt_i(s1, 42, T0);
 	struct dbi_otlp_enc *e = dbi_otlp_enc_create(reg, NULL);
-	struct dbi_buf out = {0};
+	struct dbi_obuf out = {0};
 	uint32_t n;
 	assert_int_equal(dbi_otlp_enc_metrics(e, &p, 1, NULL, 0, &out, &n), DBI_OK);
 	MReq *r = unpack_metrics(&out);
@@ -417,14 +417,14 @@ static void test_metrics_json_literal(void **state)
 	assert_string_equal(json, want);
 	free(json);
 	protobuf_c_message_free_unpacked(&r->base, NULL);
-	dbi_buf_free(&out);
+	dbi_obuf_free(&out);
 	dbi_otlp_enc_destroy(e);
 	dbi_registry_destroy(reg);
 }
 
 /* ---- protoc, an independent decoder ---- */
 
-static char *protoc_decode(const char *type, const char *proto, const struct dbi_buf *b)
+static char *protoc_decode(const char *type, const char *proto, const struct dbi_obuf *b)
 {
 	char in[] = "/tmp/dbi_enc_inXXXXXX", outp[] = "/tmp/dbi_enc_outXXXXXX", cmd[2048];
 	int fd = mkstemp(in), fo = mkstemp(outp);
@@ -459,7 +459,7 @@ static void test_protoc_decodes_encoder_output(void **state)
 	struct dbi_point pts[] = {pt_i(w.s_sum_a, 9007199254740993LL, T0), pt_d(w.s_gauge_a1, 0.75)};
 	struct dbi_hist_rec *h = make_hist(w.s_hist_a);
 	const struct dbi_rec_hdr *recs[] = {&h->h};
-	struct dbi_buf out = {0};
+	struct dbi_obuf out = {0};
 	uint32_t n;
 	assert_int_equal(dbi_otlp_enc_metrics(e, pts, 2, recs, 1, &out, &n), DBI_OK);
 	char *t = protoc_decode("opentelemetry.proto.collector.metrics.v1.ExportMetricsServiceRequest",
@@ -477,7 +477,7 @@ static void test_protoc_decodes_encoder_output(void **state)
 	assert_null(strstr(t, "\n1:")); /* no field protoc did not recognise */
 	free(t);
 	free(h);
-	dbi_buf_free(&out);
+	dbi_obuf_free(&out);
 	dbi_otlp_enc_destroy(e);
 	dbi_registry_destroy(w.reg);
 }
@@ -551,7 +551,7 @@ static void test_newrelic_limits(void **state)
 	                              .host_mode = DBI_OTLP_HOST_AUTO};
 	struct dbi_otlp_enc *e = dbi_otlp_enc_create(reg, &o);
 	struct dbi_point pts[] = {pt_d(s1, 1), pt_d(s2, 2), pt_d(s3, 3), pt_d(s1, 4)};
-	struct dbi_buf out = {0};
+	struct dbi_obuf out = {0};
 	uint32_t n;
 	assert_int_equal(dbi_otlp_enc_metrics(e, pts, 4, NULL, 0, &out, &n), DBI_OK);
 	assert_int_equal(n, 4);
@@ -605,7 +605,7 @@ static void test_newrelic_limits(void **state)
 	assert_int_equal(st->arrays_truncated, 2);
 	assert_int_equal(st->attrs_dropped, 40);
 	protobuf_c_message_free_unpacked(&r->base, NULL);
-	dbi_buf_free(&out);
+	dbi_obuf_free(&out);
 	dbi_otlp_enc_destroy(e);
 	free(abuf);
 	dbi_registry_destroy(reg);
@@ -667,7 +667,7 @@ static void test_logs_and_spans(void **state)
 	memcpy(bad + 1, "\xff\xff\xff\xff", 4); /* not protobuf */
 	const struct dbi_rec_hdr *recs[] = {&l[0]->h, &l[1]->h, &bad->h, &l[2]->h, &l[3]->h, &l[4]->h};
 	struct dbi_otlp_enc *e = dbi_otlp_enc_create(reg, NULL);
-	struct dbi_buf out = {0};
+	struct dbi_obuf out = {0};
 	uint32_t n;
 	assert_int_equal(dbi_otlp_enc_records(e, DBI_SIG_LOGS, recs, 6, &out, &n), DBI_OK);
 	assert_int_equal(n, 5);
@@ -727,7 +727,7 @@ static void test_logs_and_spans(void **state)
 		free(l[i]);
 	free(bad);
 	free(span);
-	dbi_buf_free(&out);
+	dbi_obuf_free(&out);
 	dbi_otlp_enc_destroy(e);
 	dbi_registry_destroy(reg);
 }
@@ -746,7 +746,7 @@ static void test_logs_newrelic_limits(void **state)
 	struct dbi_otlp_limits lim = DBI_NR_LIMITS_INIT;
 	struct dbi_otlp_enc_opts o = {.limits = &lim};
 	struct dbi_otlp_enc *e = dbi_otlp_enc_create(reg, &o);
-	struct dbi_buf out = {0};
+	struct dbi_obuf out = {0};
 	uint32_t n;
 	assert_int_equal(dbi_otlp_enc_records(e, DBI_SIG_LOGS, recs, 1, &out, &n), DBI_OK);
 	ProtobufCMessage *m = NULL;
@@ -765,7 +765,7 @@ static void test_logs_newrelic_limits(void **state)
 	protobuf_c_message_free_unpacked(m, NULL);
 	free(longval);
 	free(l);
-	dbi_buf_free(&out);
+	dbi_obuf_free(&out);
 	dbi_otlp_enc_destroy(e);
 	dbi_registry_destroy(reg);
 }
@@ -773,7 +773,7 @@ static void test_logs_newrelic_limits(void **state)
 /* ---- cutting requests ---- */
 
 /* Every data point of a metrics request as "resource|scope|metric|point bytes" strings. */
-static size_t flatten(const struct dbi_buf *b, char ***out)
+static size_t flatten(const struct dbi_obuf *b, char ***out)
 {
 	MReq *r = unpack_metrics(b);
 	size_t n = 0, cap = 64;
@@ -858,7 +858,7 @@ static void test_extract_splits_exactly(void **state)
 	struct dbi_hist_rec *h = make_hist(w.s_hist_a);
 	struct dbi_otlp_point_rec *x1 = make_exp(w.s_exp_a, 0), *sm = make_summary(w.s_summary_b);
 	const struct dbi_rec_hdr *recs[] = {&h->h, &x1->h, &sm->h};
-	struct dbi_buf out = {0}, a = {0}, b = {0};
+	struct dbi_obuf out = {0}, a = {0}, b = {0};
 	uint32_t n;
 	assert_int_equal(dbi_otlp_enc_metrics(e, pts, 8, recs, 3, &out, &n), DBI_OK);
 	assert_int_equal(n, 11);
@@ -897,9 +897,9 @@ static void test_extract_splits_exactly(void **state)
 	assert_int_equal(dbi_otlp_extract(DBI_SIG_METRICS, out.data, out.len, n, n + 5, &a), DBI_OK);
 	assert_int_equal(a.len, 0);
 	free_flat(all, nall);
-	dbi_buf_free(&out);
-	dbi_buf_free(&a);
-	dbi_buf_free(&b);
+	dbi_obuf_free(&out);
+	dbi_obuf_free(&a);
+	dbi_obuf_free(&b);
 	free(h);
 	free(x1);
 	free(sm);
@@ -917,7 +917,7 @@ static void test_extract_logs(void **state)
 	                             make_log(ra, s1, "2", 1, NULL), make_log(rb, s1, "3", 1, NULL)};
 	const struct dbi_rec_hdr *recs[] = {&l[0]->h, &l[1]->h, &l[2]->h, &l[3]->h};
 	struct dbi_otlp_enc *e = dbi_otlp_enc_create(reg, NULL);
-	struct dbi_buf out = {0}, part = {0};
+	struct dbi_obuf out = {0}, part = {0};
 	uint32_t n, c;
 	assert_int_equal(dbi_otlp_enc_records(e, DBI_SIG_LOGS, recs, 4, &out, &n), DBI_OK);
 	/* request order is a: 0, 2; b: 1, 3 -> items [1, 3) are "2" and "1" */
@@ -938,8 +938,8 @@ static void test_extract_logs(void **state)
 	protobuf_c_message_free_unpacked(m, NULL);
 	for (int i = 0; i < 4; i++)
 		free(l[i]);
-	dbi_buf_free(&out);
-	dbi_buf_free(&part);
+	dbi_obuf_free(&out);
+	dbi_obuf_free(&part);
 	dbi_otlp_enc_destroy(e);
 	dbi_registry_destroy(reg);
 }
@@ -961,7 +961,7 @@ static void test_invalid_items_counted(void **state)
 	((uint8_t *)(exp_bad + 1))[0] = 0xff; /* broken tag */
 	struct dbi_rec_hdr tiny = {.type = DBI_REC_SUMMARY, .len = 4};
 	const struct dbi_rec_hdr *recs[] = {&h->h, &trunc->h, &exp_bad->h, &tiny};
-	struct dbi_buf out = {0};
+	struct dbi_obuf out = {0};
 	uint32_t n;
 	assert_int_equal(dbi_otlp_enc_metrics(e, pts, 3, recs, 4, &out, &n), DBI_OK);
 	assert_int_equal(n, 1);
@@ -976,7 +976,7 @@ static void test_invalid_items_counted(void **state)
 	free(h);
 	free(trunc);
 	free(exp_bad);
-	dbi_buf_free(&out);
+	dbi_obuf_free(&out);
 	dbi_otlp_enc_destroy(e);
 	dbi_registry_destroy(w.reg);
 }
@@ -990,7 +990,7 @@ static void test_mutated_requests_never_crash(void **state)
 	struct dbi_point pts[] = {pt_d(w.s_gauge_a1, 1), pt_i(w.s_sum_b, 2, T0), pt_i(w.s_sum_a, 3, T0)};
 	struct dbi_hist_rec *h = make_hist(w.s_hist_a);
 	const struct dbi_rec_hdr *recs[] = {&h->h};
-	struct dbi_buf out = {0}, part = {0};
+	struct dbi_obuf out = {0}, part = {0};
 	uint32_t n;
 	assert_int_equal(dbi_otlp_enc_metrics(e, pts, 3, recs, 1, &out, &n), DBI_OK);
 	uint8_t *m = malloc(out.len);
@@ -1022,8 +1022,8 @@ static void test_mutated_requests_never_crash(void **state)
 	assert_true(ok > 0 && bad > 0);
 	free(m);
 	free(h);
-	dbi_buf_free(&out);
-	dbi_buf_free(&part);
+	dbi_obuf_free(&out);
+	dbi_obuf_free(&part);
 	dbi_otlp_enc_destroy(e);
 	dbi_registry_destroy(w.reg);
 }
@@ -1047,7 +1047,7 @@ static void test_many_series(void **state)
 		pts[i] = pt_i(s, i, T0);
 	}
 	struct dbi_otlp_enc *e = dbi_otlp_enc_create(reg, NULL);
-	struct dbi_buf out = {0};
+	struct dbi_obuf out = {0};
 	uint32_t n;
 	for (int round = 0; round < 3; round++) {
 		assert_int_equal(dbi_otlp_enc_metrics(e, pts, NS, NULL, 0, &out, &n), DBI_OK);
@@ -1071,7 +1071,7 @@ static void test_many_series(void **state)
 		protobuf_c_message_free_unpacked(&r->base, NULL);
 	}
 	free(pts);
-	dbi_buf_free(&out);
+	dbi_obuf_free(&out);
 	dbi_otlp_enc_destroy(e);
 	dbi_registry_destroy(reg);
 }

@@ -13,7 +13,7 @@
 #include <zstd.h>
 #endif
 
-const char *dbi_compression_name(int kind)
+const char *dbi_compressor_name(int kind)
 {
 	switch (kind) {
 	case DBI_COMP_GZIP:
@@ -77,11 +77,11 @@ void dbi_compressor_free(struct dbi_compressor *c)
 	c->ctx = NULL;
 }
 
-int dbi_compress(struct dbi_compressor *c, const uint8_t *in, size_t len, struct dbi_buf *out)
+int dbi_compressor_run(struct dbi_compressor *c, const uint8_t *in, size_t len, struct dbi_obuf *out)
 {
 	out->len = 0;
 	if (c->kind == DBI_COMP_NONE) {
-		if (dbi_buf_reserve(out, len) != DBI_OK)
+		if (dbi_obuf_reserve(out, len) != DBI_OK)
 			return DBI_ERR;
 		memcpy(out->data, in, len);
 		out->len = len;
@@ -92,7 +92,7 @@ int dbi_compress(struct dbi_compressor *c, const uint8_t *in, size_t len, struct
 		if (len > UINT32_MAX || deflateReset(zs) != Z_OK)
 			return DBI_ERR;
 		size_t bound = deflateBound(zs, (uLong)len);
-		if (dbi_buf_reserve(out, bound) != DBI_OK)
+		if (dbi_obuf_reserve(out, bound) != DBI_OK)
 			return DBI_ERR;
 		zs->next_in = (Bytef *)(uintptr_t)in;
 		zs->avail_in = (uInt)len;
@@ -106,7 +106,7 @@ int dbi_compress(struct dbi_compressor *c, const uint8_t *in, size_t len, struct
 #ifdef DBI_HAVE_ZSTD
 	if (c->kind == DBI_COMP_ZSTD) {
 		size_t bound = ZSTD_compressBound(len);
-		if (dbi_buf_reserve(out, bound) != DBI_OK)
+		if (dbi_obuf_reserve(out, bound) != DBI_OK)
 			return DBI_ERR;
 		size_t n = ZSTD_compress2(c->ctx, out->data, out->cap, in, len);
 		if (ZSTD_isError(n))
@@ -118,7 +118,7 @@ int dbi_compress(struct dbi_compressor *c, const uint8_t *in, size_t len, struct
 	return DBI_ERR;
 }
 
-static int gunzip(const uint8_t *in, size_t len, size_t max_out, struct dbi_buf *out)
+static int gunzip(const uint8_t *in, size_t len, size_t max_out, struct dbi_obuf *out)
 {
 	z_stream zs;
 	memset(&zs, 0, sizeof(zs));
@@ -128,7 +128,7 @@ static int gunzip(const uint8_t *in, size_t len, size_t max_out, struct dbi_buf 
 	zs.next_in = (Bytef *)(uintptr_t)in;
 	zs.avail_in = (uInt)len;
 	for (;;) {
-		if (out->cap - out->len < 65536 && dbi_buf_reserve(out, out->len + 65536) != DBI_OK)
+		if (out->cap - out->len < 65536 && dbi_obuf_reserve(out, out->len + 65536) != DBI_OK)
 			break;
 		zs.next_out = out->data + out->len;
 		zs.avail_out = (uInt)DBI_MIN(out->cap - out->len, UINT32_MAX);
@@ -148,11 +148,11 @@ static int gunzip(const uint8_t *in, size_t len, size_t max_out, struct dbi_buf 
 	return rc;
 }
 
-int dbi_decompress(int kind, const uint8_t *in, size_t len, size_t max_out, struct dbi_buf *out)
+int dbi_compressor_undo(int kind, const uint8_t *in, size_t len, size_t max_out, struct dbi_obuf *out)
 {
 	out->len = 0;
 	if (kind == DBI_COMP_NONE) {
-		if (len > max_out || dbi_buf_reserve(out, len) != DBI_OK)
+		if (len > max_out || dbi_obuf_reserve(out, len) != DBI_OK)
 			return DBI_ERR;
 		memcpy(out->data, in, len);
 		out->len = len;
@@ -169,7 +169,7 @@ int dbi_decompress(int kind, const uint8_t *in, size_t len, size_t max_out, stru
 		ZSTD_inBuffer ib = {in, len, 0};
 		size_t zr = 1;
 		while (ib.pos < ib.size || zr != 0) {
-			if (out->cap - out->len < 65536 && dbi_buf_reserve(out, out->len + 65536) != DBI_OK)
+			if (out->cap - out->len < 65536 && dbi_obuf_reserve(out, out->len + 65536) != DBI_OK)
 				goto zdone;
 			ZSTD_outBuffer ob = {out->data + out->len, out->cap - out->len, 0};
 			zr = ZSTD_decompressStream(ds, &ob, &ib);

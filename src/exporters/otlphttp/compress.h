@@ -26,14 +26,14 @@ struct dbi_compressor {
 };
 
 /* "gzip", "zstd" or NULL (none): the Content-Encoding header value. */
-const char *dbi_compression_name(int kind);
+const char *dbi_compressor_name(int kind);
 
 int dbi_compressor_init(struct dbi_compressor *c, int kind, int level);
 void dbi_compressor_free(struct dbi_compressor *c);
 /* Compress in into out (replacing its contents). DBI_OK or DBI_ERR. */
-int dbi_compress(struct dbi_compressor *c, const uint8_t *in, size_t len, struct dbi_buf *out);
+int dbi_compressor_run(struct dbi_compressor *c, const uint8_t *in, size_t len, struct dbi_obuf *out);
 /* Decompress a whole body of the given kind into out; DBI_ERR if malformed or over max_out bytes. */
-int dbi_decompress(int kind, const uint8_t *in, size_t len, size_t max_out, struct dbi_buf *out);
+int dbi_compressor_undo(int kind, const uint8_t *in, size_t len, size_t max_out, struct dbi_obuf *out);
 
 #ifdef __cplusplus
 }

@@ -25,7 +25,7 @@
 
 /* ---- buffers ---- */
 
-int dbi_buf_reserve(struct dbi_buf *b, size_t cap)
+int dbi_obuf_reserve(struct dbi_obuf *b, size_t cap)
 {
 	if (cap <= b->cap)
 		return DBI_OK;
@@ -40,16 +40,16 @@ int dbi_buf_reserve(struct dbi_buf *b, size_t cap)
 	return DBI_OK;
 }
 
-void dbi_buf_free(struct dbi_buf *b)
+void dbi_obuf_free(struct dbi_obuf *b)
 {
 	free(b->data);
 	b->data = NULL;
 	b->len = b->cap = 0;
 }
 
-static int buf_put(struct dbi_buf *b, const void *p, size_t n)
+static int buf_put(struct dbi_obuf *b, const void *p, size_t n)
 {
-	if (dbi_buf_reserve(b, b->len + n) != DBI_OK)
+	if (dbi_obuf_reserve(b, b->len + n) != DBI_OK)
 		return DBI_ERR;
 	if (n)
 		memcpy(b->data + b->len, p, n);
@@ -57,9 +57,9 @@ static int buf_put(struct dbi_buf *b, const void *p, size_t n)
 	return DBI_OK;
 }
 
-static int buf_put_len_field(struct dbi_buf *b, uint8_t tag, const void *p, size_t n)
+static int buf_put_len_field(struct dbi_obuf *b, uint8_t tag, const void *p, size_t n)
 {
-	if (dbi_buf_reserve(b, b->len + 11 + n) != DBI_OK)
+	if (dbi_obuf_reserve(b, b->len + 11 + n) != DBI_OK)
 		return DBI_ERR;
 	b->len = (size_t)(pb_put_bytes(b->data + b->len, tag, p, n) - b->data);
 	return DBI_OK;
@@ -81,11 +81,11 @@ static size_t utf8_cut(const uint8_t *s, size_t len, size_t max)
 	return n;
 }
 
-static int limit_kv(const struct dbi_otlp_limits *lim, const uint8_t *in, size_t len, struct dbi_buf *out,
+static int limit_kv(const struct dbi_otlp_limits *lim, const uint8_t *in, size_t len, struct dbi_obuf *out,
                     struct cut *cut, unsigned depth);
 
 /* AnyValue body in -> out with limits applied; DBI_ERR if malformed (out is then undefined). */
-static int limit_anyvalue(const struct dbi_otlp_limits *lim, const uint8_t *in, size_t len, struct dbi_buf *out,
+static int limit_anyvalue(const struct dbi_otlp_limits *lim, const uint8_t *in, size_t len, struct dbi_obuf *out,
                           struct cut *cut, unsigned depth)
 {
 	const uint8_t *p = in, *end = in + len;
@@ -101,7 +101,7 @@ static int limit_anyvalue(const struct dbi_otlp_limits *lim, const uint8_t *in, 
 				return DBI_ERR;
 		} else if (f.wt == PB_LEN && (f.num == 5 || f.num == 6)) {
 			/* ArrayValue / KeyValueList: repeated field 1 of AnyValue / KeyValue */
-			struct dbi_buf sub = {0};
+			struct dbi_obuf sub = {0};
 			const uint8_t *q = f.data, *qe = f.data + f.len;
 			struct pb_field g;
 			uint32_t n = 0;
@@ -118,23 +118,23 @@ static int limit_anyvalue(const struct dbi_otlp_limits *lim, const uint8_t *in, 
 					continue;
 				}
 				n++;
-				struct dbi_buf el = {0};
+				struct dbi_obuf el = {0};
 				int er = f.num == 5 ? limit_anyvalue(lim, g.data, g.len, &el, cut, depth + 1)
 				                    : limit_kv(lim, g.data, g.len, &el, cut, depth + 1);
 				if (er != DBI_OK || buf_put_len_field(&sub, 0x0a, el.data, el.len) != DBI_OK) {
-					dbi_buf_free(&el);
+					dbi_obuf_free(&el);
 					goto subfail;
 				}
-				dbi_buf_free(&el);
+				dbi_obuf_free(&el);
 			}
 			if (r2 < 0)
 				goto subfail;
 			if (buf_put_len_field(out, (uint8_t)PB_TAG(f.num, PB_LEN), sub.data, sub.len) != DBI_OK)
 				goto subfail;
-			dbi_buf_free(&sub);
+			dbi_obuf_free(&sub);
 			continue;
 		subfail:
-			dbi_buf_free(&sub);
+			dbi_obuf_free(&sub);
 			return DBI_ERR;
 		} else if (buf_put(out, f.start, (size_t)(f.end - f.start)) != DBI_OK) {
 			return DBI_ERR;
@@ -144,7 +144,7 @@ static int limit_anyvalue(const struct dbi_otlp_limits *lim, const uint8_t *in, 
 }
 
 /* KeyValue body in -> out with limits applied. */
-static int limit_kv(const struct dbi_otlp_limits *lim, const uint8_t *in, size_t len, struct dbi_buf *out,
+static int limit_kv(const struct dbi_otlp_limits *lim, const uint8_t *in, size_t len, struct dbi_obuf *out,
                     struct cut *cut, unsigned depth)
 {
 	const uint8_t *p = in, *end = in + len;
@@ -157,13 +157,13 @@ static int limit_kv(const struct dbi_otlp_limits *lim, const uint8_t *in, size_t
 			if (buf_put_len_field(out, 0x0a, f.data, n) != DBI_OK)
 				return DBI_ERR;
 		} else if (f.wt == PB_LEN && f.num == 2) {
-			struct dbi_buf v = {0};
+			struct dbi_obuf v = {0};
 			if (limit_anyvalue(lim, f.data, f.len, &v, cut, depth + 1) != DBI_OK ||
 			    buf_put_len_field(out, 0x12, v.data, v.len) != DBI_OK) {
-				dbi_buf_free(&v);
+				dbi_obuf_free(&v);
 				return DBI_ERR;
 			}
-			dbi_buf_free(&v);
+			dbi_obuf_free(&v);
 		} else if (buf_put(out, f.start, (size_t)(f.end - f.start)) != DBI_OK) {
 			return DBI_ERR;
 		}
@@ -172,7 +172,7 @@ static int limit_kv(const struct dbi_otlp_limits *lim, const uint8_t *in, size_t
 }
 
 /* One registry attribute as a KeyValue body, limits applied. */
-static int kv_from_attr(const struct dbi_otlp_limits *lim, const struct dbi_attr *a, struct dbi_buf *out,
+static int kv_from_attr(const struct dbi_otlp_limits *lim, const struct dbi_attr *a, struct dbi_obuf *out,
                         struct cut *cut)
 {
 	uint8_t tmp[16];
@@ -184,7 +184,7 @@ static int kv_from_attr(const struct dbi_otlp_limits *lim, const struct dbi_attr
 	}
 	if (buf_put_len_field(out, 0x0a, a->key, kl) != DBI_OK)
 		return DBI_ERR;
-	struct dbi_buf v = {0};
+	struct dbi_obuf v = {0};
 	int rc = DBI_OK;
 	switch (a->type) {
 	case DBI_AT_STR: {
@@ -224,7 +224,7 @@ static int kv_from_attr(const struct dbi_otlp_limits *lim, const struct dbi_attr
 	}
 	if (rc == DBI_OK)
 		rc = buf_put_len_field(out, 0x12, v.data, v.len);
-	dbi_buf_free(&v);
+	dbi_obuf_free(&v);
 	return rc;
 }
 
@@ -286,7 +286,7 @@ struct dbi_otlp_enc {
 	char *host_name, *host_id;
 	struct dbi_attr *extra;
 
-	struct dbi_buf store; /* cached encodings */
+	struct dbi_obuf store; /* cached encodings */
 
 	struct series_ent *series;
 	uint32_t nseries;
@@ -311,7 +311,7 @@ struct dbi_otlp_enc {
 	uint32_t *rnext, *rsize;
 	const uint8_t **rdata; /* record payloads (maybe rewritten into scratch) */
 	uint32_t rcap;
-	struct dbi_buf scratch;
+	struct dbi_obuf scratch;
 	uint32_t res_head, res_tail;
 
 	struct dbi_otlp_enc_stats st;
@@ -384,7 +384,7 @@ static int map_put(struct idmap *m, uint64_t key, uint32_t val)
 
 /* ---- cache fills (cold path) ---- */
 
-static int store_put(struct dbi_otlp_enc *e, struct cached *c, const struct dbi_buf *b)
+static int store_put(struct dbi_otlp_enc *e, struct cached *c, const struct dbi_obuf *b)
 {
 	if (e->store.len + b->len > UINT32_MAX)
 		return DBI_ERR;
@@ -400,7 +400,7 @@ static int store_put(struct dbi_otlp_enc *e, struct cached *c, const struct dbi_
  * Attribute set as repeated KeyValue entries with the given one-byte tag; at most
  * max_attrs (minus reserve) of them, the rest counted as dropped.
  */
-static int encode_attrset(struct dbi_otlp_enc *e, uint32_t id, uint8_t tag, uint32_t reserve, struct dbi_buf *out,
+static int encode_attrset(struct dbi_otlp_enc *e, uint32_t id, uint8_t tag, uint32_t reserve, struct dbi_obuf *out,
                           struct cut *cut, uint32_t *written)
 {
 	const struct dbi_attrset *as = dbi_attrs_get(e->reg, id);
@@ -418,13 +418,13 @@ static int encode_attrset(struct dbi_otlp_enc *e, uint32_t id, uint8_t tag, uint
 			cut->dropped++;
 			continue;
 		}
-		struct dbi_buf kv = {0};
+		struct dbi_obuf kv = {0};
 		if (kv_from_attr(e->has_lim ? &e->lim : NULL, &a, &kv, cut) != DBI_OK ||
 		    buf_put_len_field(out, tag, kv.data, kv.len) != DBI_OK) {
-			dbi_buf_free(&kv);
+			dbi_obuf_free(&kv);
 			return DBI_ERR;
 		}
-		dbi_buf_free(&kv);
+		dbi_obuf_free(&kv);
 		(*written)++;
 	}
 	return DBI_OK;
@@ -437,13 +437,13 @@ static struct cached *attrs_cached(struct dbi_otlp_enc *e, uint32_t id)
 	struct cached *c = &e->attrs[id];
 	if (dbi_likely(c->filled))
 		return c;
-	struct dbi_buf b = {0};
+	struct dbi_obuf b = {0};
 	uint32_t w;
 	memset(&c->cut, 0, sizeof(c->cut));
 	int rc = encode_attrset(e, id, 0x3a, 0, &b, &c->cut, &w);
 	if (rc == DBI_OK)
 		rc = store_put(e, c, &b);
-	dbi_buf_free(&b);
+	dbi_obuf_free(&b);
 	return rc == DBI_OK ? c : NULL;
 }
 
@@ -455,15 +455,15 @@ static int is_local_address(const struct dbi_otlp_enc *e, const char *s, size_t 
 	return e->host_name && strlen(e->host_name) == n && memcmp(s, e->host_name, n) == 0;
 }
 
-static int add_string_kv(struct dbi_buf *b, uint8_t tag, const char *k, const char *v)
+static int add_string_kv(struct dbi_obuf *b, uint8_t tag, const char *k, const char *v)
 {
 	struct dbi_attr a = {.key = k, .type = DBI_AT_STR, .v.s = v};
-	struct dbi_buf kv = {0};
+	struct dbi_obuf kv = {0};
 	struct cut ignore = {0};
 	int rc = kv_from_attr(NULL, &a, &kv, &ignore);
 	if (rc == DBI_OK)
 		rc = buf_put_len_field(b, tag, kv.data, kv.len);
-	dbi_buf_free(&kv);
+	dbi_obuf_free(&kv);
 	return rc;
 }
 
@@ -509,7 +509,7 @@ static struct res_ent *res_cached(struct dbi_otlp_enc *e, uint32_t id)
 			add[nadd++][1] = e->host_id;
 		}
 	}
-	struct dbi_buf b = {0};
+	struct dbi_obuf b = {0};
 	uint32_t w;
 	memset(&r->c.cut, 0, sizeof(r->c.cut));
 	int rc = encode_attrset(e, id, 0x0a, nadd, &b, &r->c.cut, &w);
@@ -521,7 +521,7 @@ static struct res_ent *res_cached(struct dbi_otlp_enc *e, uint32_t id)
 	}
 	if (rc == DBI_OK)
 		rc = store_put(e, &r->c, &b);
-	dbi_buf_free(&b);
+	dbi_obuf_free(&b);
 	return rc == DBI_OK ? r : NULL;
 }
 
@@ -533,7 +533,7 @@ static struct cached *scope_cached(struct dbi_otlp_enc *e, uint32_t id)
 	if (dbi_likely(c->filled))
 		return c;
 	const struct dbi_scope *s = dbi_scope_get(e->reg, id);
-	struct dbi_buf b = {0};
+	struct dbi_obuf b = {0};
 	int rc = DBI_OK;
 	if (s && s->name && *s->name)
 		rc = buf_put_len_field(&b, 0x0a, s->name, strlen(s->name));
@@ -541,7 +541,7 @@ static struct cached *scope_cached(struct dbi_otlp_enc *e, uint32_t id)
 		rc = buf_put_len_field(&b, 0x12, s->version, strlen(s->version));
 	if (rc == DBI_OK)
 		rc = store_put(e, c, &b);
-	dbi_buf_free(&b);
+	dbi_obuf_free(&b);
 	return rc == DBI_OK ? c : NULL;
 }
 
@@ -554,7 +554,7 @@ static struct cached *metric_cached(struct dbi_otlp_enc *e, uint32_t id, const s
 	if (dbi_likely(c->filled))
 		return c;
 	const struct dbi_metric *m = *mout;
-	struct dbi_buf b = {0};
+	struct dbi_obuf b = {0};
 	int rc = buf_put_len_field(&b, 0x0a, m->name ? m->name : "", m->name ? strlen(m->name) : 0);
 	if (rc == DBI_OK && m->description && *m->description)
 		rc = buf_put_len_field(&b, 0x12, m->description, strlen(m->description));
@@ -562,7 +562,7 @@ static struct cached *metric_cached(struct dbi_otlp_enc *e, uint32_t id, const s
 		rc = buf_put_len_field(&b, 0x1a, m->unit, strlen(m->unit));
 	if (rc == DBI_OK)
 		rc = store_put(e, c, &b);
-	dbi_buf_free(&b);
+	dbi_obuf_free(&b);
 	return rc == DBI_OK ? c : NULL;
 }
 
@@ -677,8 +677,8 @@ void dbi_otlp_enc_destroy(struct dbi_otlp_enc *e)
 	free(e->extra);
 	free(e->host_name);
 	free(e->host_id);
-	dbi_buf_free(&e->store);
-	dbi_buf_free(&e->scratch);
+	dbi_obuf_free(&e->store);
+	dbi_obuf_free(&e->scratch);
 	free(e->series);
 	free(e->attrs);
 	free(e->res);
@@ -924,7 +924,7 @@ static size_t data_extra(const struct mg_ent *g)
 }
 
 int dbi_otlp_enc_metrics(struct dbi_otlp_enc *e, const struct dbi_point *pts, uint32_t npts,
-                         const struct dbi_rec_hdr *const *recs, uint32_t nrecs, struct dbi_buf *out, uint32_t *nitems)
+                         const struct dbi_rec_hdr *const *recs, uint32_t nrecs, struct dbi_obuf *out, uint32_t *nitems)
 {
 	out->len = 0;
 	*nitems = 0;
@@ -1025,7 +1025,7 @@ int dbi_otlp_enc_metrics(struct dbi_otlp_enc *e, const struct dbi_point *pts, ui
 		}
 		total += pb_len_field(re->size);
 	}
-	if (dbi_buf_reserve(out, total) != DBI_OK)
+	if (dbi_obuf_reserve(out, total) != DBI_OK)
 		return DBI_ERR;
 
 	/* pass 2: write */
@@ -1135,14 +1135,14 @@ static int limit_record(struct dbi_otlp_enc *e, const uint8_t *pb, size_t len, u
 				continue;
 			}
 			n++;
-			struct dbi_buf kv = {0};
+			struct dbi_obuf kv = {0};
 			if (limit_kv(&e->lim, f.data, f.len, &kv, cut, 0) != DBI_OK ||
 			    buf_put_len_field(&e->scratch, (uint8_t)PB_TAG(attrs_field, PB_LEN), kv.data, kv.len) !=
 			            DBI_OK) {
-				dbi_buf_free(&kv);
+				dbi_obuf_free(&kv);
 				return DBI_ERR;
 			}
-			dbi_buf_free(&kv);
+			dbi_obuf_free(&kv);
 		} else if (f.num == dropped_field && f.wt == PB_VARINT) {
 			dropped += f.v;
 		} else if (buf_put(&e->scratch, f.start, (size_t)(f.end - f.start)) != DBI_OK) {
@@ -1160,7 +1160,7 @@ static int limit_record(struct dbi_otlp_enc *e, const uint8_t *pb, size_t len, u
 }
 
 int dbi_otlp_enc_records(struct dbi_otlp_enc *e, unsigned signal, const struct dbi_rec_hdr *const *recs, uint32_t nrecs,
-                         struct dbi_buf *out, uint32_t *nitems)
+                         struct dbi_obuf *out, uint32_t *nitems)
 {
 	uint32_t want = signal == DBI_SIG_LOGS ? DBI_REC_LOG : DBI_REC_SPAN;
 	uint32_t attrs_field = signal == DBI_SIG_LOGS ? 6 : 9;
@@ -1236,7 +1236,7 @@ int dbi_otlp_enc_records(struct dbi_otlp_enc *e, unsigned signal, const struct d
 		}
 		total += pb_len_field(re->size);
 	}
-	if (dbi_buf_reserve(out, total) != DBI_OK)
+	if (dbi_obuf_reserve(out, total) != DBI_OK)
 		return DBI_ERR;
 	uint8_t *q = out->data;
 	for (uint32_t r = e->res_head; r != NONE; r = e->res[r].next) {
@@ -1264,7 +1264,7 @@ int dbi_otlp_enc_records(struct dbi_otlp_enc *e, unsigned signal, const struct d
 	return DBI_OK;
 }
 
-int dbi_otlp_enc_batch(struct dbi_otlp_enc *e, const struct dbi_batch *b, struct dbi_buf *out, uint32_t *nitems)
+int dbi_otlp_enc_batch(struct dbi_otlp_enc *e, const struct dbi_batch *b, struct dbi_obuf *out, uint32_t *nitems)
 {
 	if (b->signal == DBI_SIG_METRICS)
 		return dbi_otlp_enc_metrics(e, b->pts, b->npts, b->recs, b->nrecs, out, nitems);
@@ -1402,7 +1402,7 @@ static int extract_level(unsigned signal, unsigned level, const uint8_t *p, size
 	return DBI_OK;
 }
 
-int dbi_otlp_extract(unsigned signal, const uint8_t *req, size_t len, uint32_t lo, uint32_t hi, struct dbi_buf *out)
+int dbi_otlp_extract(unsigned signal, const uint8_t *req, size_t len, uint32_t lo, uint32_t hi, struct dbi_obuf *out)
 {
 	uint64_t base = 0;
 	size_t size;
@@ -1416,7 +1416,7 @@ int dbi_otlp_extract(unsigned signal, const uint8_t *req, size_t len, uint32_t l
 		return DBI_ERR;
 	if (!any)
 		return DBI_OK;
-	if (dbi_buf_reserve(out, size) != DBI_OK)
+	if (dbi_obuf_reserve(out, size) != DBI_OK)
 		return DBI_ERR;
 	uint8_t *q = out->data;
 	base = 0;

@@ -35,12 +35,12 @@ extern "C" {
 #endif
 
 /* A growable byte buffer. */
-struct dbi_buf {
+struct dbi_obuf {
 	uint8_t *data;
 	size_t len, cap;
 };
-int dbi_buf_reserve(struct dbi_buf *b, size_t cap); /* DBI_OK or DBI_ERR (out of memory) */
-void dbi_buf_free(struct dbi_buf *b);
+int dbi_obuf_reserve(struct dbi_obuf *b, size_t cap); /* DBI_OK or DBI_ERR (out of memory) */
+void dbi_obuf_free(struct dbi_obuf *b);
 
 /* Attribute limits; 0 = no limit. */
 struct dbi_otlp_limits {
@@ -92,13 +92,13 @@ const struct dbi_otlp_enc_stats *dbi_otlp_enc_stats(const struct dbi_otlp_enc *e
  * 0 with DBI_OK means nothing valid was in the batch (out->len is 0). DBI_ERR: out of
  * memory.
  */
-int dbi_otlp_enc_batch(struct dbi_otlp_enc *e, const struct dbi_batch *b, struct dbi_buf *out, uint32_t *nitems);
+int dbi_otlp_enc_batch(struct dbi_otlp_enc *e, const struct dbi_batch *b, struct dbi_obuf *out, uint32_t *nitems);
 
 /* Same, from separate arrays (benchmarks, tests). */
 int dbi_otlp_enc_metrics(struct dbi_otlp_enc *e, const struct dbi_point *pts, uint32_t npts,
-                         const struct dbi_rec_hdr *const *recs, uint32_t nrecs, struct dbi_buf *out, uint32_t *nitems);
+                         const struct dbi_rec_hdr *const *recs, uint32_t nrecs, struct dbi_obuf *out, uint32_t *nitems);
 int dbi_otlp_enc_records(struct dbi_otlp_enc *e, unsigned signal, const struct dbi_rec_hdr *const *recs, uint32_t nrecs,
-                         struct dbi_buf *out, uint32_t *nitems);
+                         struct dbi_obuf *out, uint32_t *nitems);
 
 /* ---- wire-level operations on encoded requests (any valid OTLP, not only ours) ---- */
 
@@ -113,7 +113,7 @@ int dbi_otlp_count_items(unsigned signal, const uint8_t *req, size_t len, uint32
  * resource, scope and metric fields repeated as needed and empty containers left out.
  * Splitting a request at k into [0,k) and [k,n) loses and duplicates nothing.
  */
-int dbi_otlp_extract(unsigned signal, const uint8_t *req, size_t len, uint32_t lo, uint32_t hi, struct dbi_buf *out);
+int dbi_otlp_extract(unsigned signal, const uint8_t *req, size_t len, uint32_t lo, uint32_t hi, struct dbi_obuf *out);
 
 #ifdef __cplusplus
 }

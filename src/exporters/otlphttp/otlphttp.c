@@ -303,7 +303,7 @@ static const ProtobufCMessageDescriptor *req_desc(unsigned signal)
 	return &opentelemetry__proto__collector__trace__v1__export_trace_service_request__descriptor;
 }
 
-int oh_to_json(unsigned signal, const uint8_t *pb, size_t len, struct dbi_buf *out)
+int oh_to_json(unsigned signal, const uint8_t *pb, size_t len, struct dbi_obuf *out)
 {
 	ProtobufCMessage *m = NULL;
 	char *json = NULL;
@@ -311,7 +311,7 @@ int oh_to_json(unsigned signal, const uint8_t *pb, size_t len, struct dbi_buf *o
 	int rc = DBI_ERR;
 	if (dbi_otlp_pb_unpack(req_desc(signal), pb, len, &m, NULL) != DBI_OK)
 		return DBI_ERR;
-	if (dbi_otlp_json_encode(m, &json, &jlen) == DBI_OK && dbi_buf_reserve(out, jlen) == DBI_OK) {
+	if (dbi_otlp_json_encode(m, &json, &jlen) == DBI_OK && dbi_obuf_reserve(out, jlen) == DBI_OK) {
 		memcpy(out->data, json, jlen);
 		out->len = jlen;
 		rc = DBI_OK;
@@ -321,9 +321,9 @@ int oh_to_json(unsigned signal, const uint8_t *pb, size_t len, struct dbi_buf *o
 	return rc;
 }
 
-int oh_body_to_pb(const struct dbi_oq_meta *m, const uint8_t *body, size_t len, struct dbi_buf *out)
+int oh_body_to_pb(const struct dbi_oq_meta *m, const uint8_t *body, size_t len, struct dbi_obuf *out)
 {
-	if (dbi_decompress(m->compression, body, len, MAX_DECOMPRESSED, out) != DBI_OK)
+	if (dbi_compressor_undo(m->compression, body, len, MAX_DECOMPRESSED, out) != DBI_OK)
 		return DBI_ERR;
 	if (m->encoding != OH_ENC_JSON)
 		return DBI_OK;
@@ -331,7 +331,7 @@ int oh_body_to_pb(const struct dbi_oq_meta *m, const uint8_t *body, size_t len, 
 	if (dbi_otlp_json_decode(req_desc(m->signal), (const char *)out->data, out->len, &msg, NULL) != DBI_OK)
 		return DBI_ERR;
 	size_t n = protobuf_c_message_get_packed_size(msg);
-	int rc = dbi_buf_reserve(out, n);
+	int rc = dbi_obuf_reserve(out, n);
 	if (rc == DBI_OK)
 		out->len = protobuf_c_message_pack(msg, out->data);
 	protobuf_c_message_free_unpacked(msg, NULL);
@@ -339,28 +339,28 @@ int oh_body_to_pb(const struct dbi_oq_meta *m, const uint8_t *body, size_t len, 
 }
 
 int oh_encode_part(const struct otlphttp *x, struct dbi_compressor *comp, const struct dbi_oq_meta *m,
-                   const uint8_t *raw, size_t raw_len, uint32_t lo, uint32_t hi, struct dbi_buf *tmp,
-                   struct dbi_buf *out, uint32_t *part_raw_len)
+                   const uint8_t *raw, size_t raw_len, uint32_t lo, uint32_t hi, struct dbi_obuf *tmp,
+                   struct dbi_obuf *out, uint32_t *part_raw_len)
 {
 	(void)x;
 	if (dbi_otlp_extract(m->signal, raw, raw_len, lo, hi, tmp) != DBI_OK || tmp->len == 0)
 		return DBI_ERR;
 	if (m->encoding == OH_ENC_JSON) {
-		struct dbi_buf js = {0};
+		struct dbi_obuf js = {0};
 		int rc = oh_to_json(m->signal, tmp->data, tmp->len, &js);
 		if (rc == DBI_OK)
-			rc = dbi_compress(comp, js.data, js.len, out);
+			rc = dbi_compressor_run(comp, js.data, js.len, out);
 		*part_raw_len = (uint32_t)js.len;
-		dbi_buf_free(&js);
+		dbi_obuf_free(&js);
 		return rc;
 	}
 	*part_raw_len = (uint32_t)tmp->len;
-	return dbi_compress(comp, tmp->data, tmp->len, out);
+	return dbi_compressor_run(comp, tmp->data, tmp->len, out);
 }
 
 /* ---- consume ---- */
 
-static void push_request(struct otlphttp *x, const struct dbi_oq_meta *m, const struct dbi_buf *body)
+static void push_request(struct otlphttp *x, const struct dbi_oq_meta *m, const struct dbi_obuf *body)
 {
 	const struct otlphttp_cfg *c = x->cfg;
 	if (!c->queue_enabled) {
@@ -409,9 +409,9 @@ static void queue_range(struct otlphttp *x, const struct dbi_oq_meta *whole, uin
 			rc = oh_to_json(whole->signal, x->raw.data, x->raw.len, &x->part);
 			m.raw_len = (uint32_t)x->part.len;
 			if (rc == DBI_OK)
-				rc = dbi_compress(&x->comp, x->part.data, x->part.len, &x->body);
+				rc = dbi_compressor_run(&x->comp, x->part.data, x->part.len, &x->body);
 		} else {
-			rc = dbi_compress(&x->comp, x->raw.data, x->raw.len, &x->body);
+			rc = dbi_compressor_run(&x->comp, x->raw.data, x->raw.len, &x->body);
 		}
 	} else {
 		rc = oh_encode_part(x, &x->comp, whole, x->raw.data, x->raw.len, lo, hi, &x->part, &x->body,
@@ -655,7 +655,7 @@ static int otlphttp_create(const struct dbi_inst *inst, void **state, struct dbi
 	if (!x->enc)
 		goto nomem;
 	if (dbi_compressor_init(&x->comp, c->compression, (int)c->compression_level) != DBI_OK) {
-		dbi_err_add(err, "%s: cannot set up %s compression", inst->id, dbi_compression_name(c->compression));
+		dbi_err_add(err, "%s: cannot set up %s compression", inst->id, dbi_compressor_name(c->compression));
 		goto fail;
 	}
 
@@ -742,9 +742,9 @@ static void otlphttp_destroy(void *state)
 	dbi_oq_close(x->q);
 	dbi_otlp_enc_destroy(x->enc);
 	dbi_compressor_free(&x->comp);
-	dbi_buf_free(&x->raw);
-	dbi_buf_free(&x->body);
-	dbi_buf_free(&x->part);
+	dbi_obuf_free(&x->raw);
+	dbi_obuf_free(&x->body);
+	dbi_obuf_free(&x->part);
 	for (int i = 0; i < 3; i++)
 		free(x->url[i]);
 	free(x->local_blk);

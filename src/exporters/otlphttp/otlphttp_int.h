@@ -136,7 +136,7 @@ struct otlphttp {
 	/* exporter thread */
 	struct dbi_otlp_enc *enc;
 	struct dbi_compressor comp;
-	struct dbi_buf raw, body, part;
+	struct dbi_obuf raw, body, part;
 	struct dbi_otlp_enc_stats enc_seen;
 	struct dbi_oq_stats q_seen;
 	uint64_t next_gauges;
@@ -164,12 +164,12 @@ extern const struct dbi_stat_def oh_sender_stats[];
  * partly resolved requests): each passes its own compressor and buffers.
  */
 int oh_encode_part(const struct otlphttp *x, struct dbi_compressor *comp, const struct dbi_oq_meta *m,
-                   const uint8_t *raw, size_t raw_len, uint32_t lo, uint32_t hi, struct dbi_buf *tmp,
-                   struct dbi_buf *out, uint32_t *part_raw_len);
+                   const uint8_t *raw, size_t raw_len, uint32_t lo, uint32_t hi, struct dbi_obuf *tmp,
+                   struct dbi_obuf *out, uint32_t *part_raw_len);
 /* Protobuf request -> OTLP/JSON into out. */
-int oh_to_json(unsigned signal, const uint8_t *pb, size_t len, struct dbi_buf *out);
+int oh_to_json(unsigned signal, const uint8_t *pb, size_t len, struct dbi_obuf *out);
 /* A queued body back to protobuf (decompress; JSON -> protobuf). */
-int oh_body_to_pb(const struct dbi_oq_meta *m, const uint8_t *body, size_t len, struct dbi_buf *out);
+int oh_body_to_pb(const struct dbi_oq_meta *m, const uint8_t *body, size_t len, struct dbi_obuf *out);
 
 int oh_sender_create(struct otlphttp *x, struct dbi_errbuf *err);
 void oh_sender_destroy(struct otlphttp *x);

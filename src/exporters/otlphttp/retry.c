@@ -10,13 +10,13 @@
 
 #include <curl/curl.h>
 
-void dbi_backoff_start(struct dbi_backoff *b, const struct dbi_backoff_cfg *c, uint64_t now)
+void dbi_retry_backoff_start(struct dbi_retry_backoff *b, const struct dbi_retry_cfg *c, uint64_t now)
 {
 	b->interval_ns = c->initial_ns;
 	b->start_ns = now;
 }
 
-uint64_t dbi_backoff_next(struct dbi_backoff *b, const struct dbi_backoff_cfg *c, uint64_t now, double r)
+uint64_t dbi_retry_backoff_next(struct dbi_retry_backoff *b, const struct dbi_retry_cfg *c, uint64_t now, double r)
 {
 	double f = c->randomization < 0 ? 0 : c->randomization > 1 ? 1 : c->randomization;
 	double cur = (double)b->interval_ns;
@@ -71,46 +71,46 @@ int dbi_retry_after_parse(const char *v, time_t now_wall, uint64_t *wait_ns)
 	return DBI_OK;
 }
 
-enum dbi_send_outcome dbi_send_classify(long status)
+enum dbi_retry_outcome dbi_retry_classify(long status)
 {
 	if (status >= 200 && status < 300)
-		return DBI_SEND_OK;
+		return DBI_RETRY_OK;
 	if (status == 0 || status == 408 || status == 429)
-		return DBI_SEND_RETRY;
+		return DBI_RETRY_RETRY;
 	if (status == 413)
-		return DBI_SEND_TOO_LARGE;
+		return DBI_RETRY_TOO_LARGE;
 	if (status >= 500 && status < 600 && status != 501 && status != 505)
-		return DBI_SEND_RETRY;
-	return DBI_SEND_PERMANENT;
+		return DBI_RETRY_RETRY;
+	return DBI_RETRY_PERMANENT;
 }
 
-int dbi_send_endpoint_failed(long status)
+int dbi_retry_endpoint_failed(long status)
 {
 	return status == 0 || status == 408 || (status >= 500 && status < 600);
 }
 
-void dbi_circuit_init(struct dbi_circuit *c, const struct dbi_circuit_cfg *cfg)
+void dbi_breaker_init(struct dbi_breaker *c, const struct dbi_breaker_cfg *cfg)
 {
 	memset(c, 0, sizeof(*c));
 	c->cooldown_ns = cfg->open_ns;
 }
 
-static void circuit_open(struct dbi_circuit *c, uint64_t now)
+static void circuit_open(struct dbi_breaker *c, uint64_t now)
 {
-	c->state = DBI_CIRCUIT_OPEN;
+	c->state = DBI_BREAKER_OPEN;
 	c->open_until = now + c->cooldown_ns;
 	c->probing = 0;
 	c->opened++;
 }
 
-int dbi_circuit_allow(struct dbi_circuit *c, const struct dbi_circuit_cfg *cfg, uint64_t now)
+int dbi_breaker_allow(struct dbi_breaker *c, const struct dbi_breaker_cfg *cfg, uint64_t now)
 {
-	if (!cfg->enabled || c->state == DBI_CIRCUIT_CLOSED)
+	if (!cfg->enabled || c->state == DBI_BREAKER_CLOSED)
 		return 1;
-	if (c->state == DBI_CIRCUIT_OPEN) {
+	if (c->state == DBI_BREAKER_OPEN) {
 		if (now < c->open_until)
 			return 0;
-		c->state = DBI_CIRCUIT_HALF_OPEN;
+		c->state = DBI_BREAKER_HALF_OPEN;
 		c->probing = 0;
 	}
 	if (c->probing)
@@ -119,24 +119,24 @@ int dbi_circuit_allow(struct dbi_circuit *c, const struct dbi_circuit_cfg *cfg, 
 	return 1;
 }
 
-void dbi_circuit_result(struct dbi_circuit *c, const struct dbi_circuit_cfg *cfg, uint64_t now, int failed)
+void dbi_breaker_result(struct dbi_breaker *c, const struct dbi_breaker_cfg *cfg, uint64_t now, int failed)
 {
 	if (!cfg->enabled)
 		return;
 	if (!failed) {
 		/* any answer that is not a failure proves the endpoint is back */
-		c->state = DBI_CIRCUIT_CLOSED;
+		c->state = DBI_BREAKER_CLOSED;
 		c->failures = 0;
 		c->probing = 0;
 		c->cooldown_ns = cfg->open_ns;
 		return;
 	}
 	switch (c->state) {
-	case DBI_CIRCUIT_CLOSED:
+	case DBI_BREAKER_CLOSED:
 		if (++c->failures >= cfg->threshold)
 			circuit_open(c, now);
 		break;
-	case DBI_CIRCUIT_HALF_OPEN:
+	case DBI_BREAKER_HALF_OPEN:
 		c->cooldown_ns = DBI_MIN(c->cooldown_ns * 2, cfg->max_open_ns);
 		circuit_open(c, now);
 		break;

@@ -85,7 +85,7 @@ struct part {
 	uint32_t raw_len;
 	const uint8_t *body; /* it->body when whole, else own.data */
 	size_t len;
-	struct dbi_buf own;
+	struct dbi_obuf own;
 };
 
 struct slot {
@@ -95,9 +95,9 @@ struct slot {
 	struct part p;
 	uint64_t due;    /* waiting: not before this (mono ns) */
 	int backing_off; /* the backoff clock started */
-	struct dbi_backoff bo;
+	struct dbi_retry_backoff bo;
 	uint64_t t0;
-	struct dbi_buf resp;
+	struct dbi_obuf resp;
 	char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -108,13 +108,13 @@ struct oh_sender {
 	int nslots;
 	struct part *pend; /* parts waiting for a consumer (splits, leftovers of redelivered requests) */
 	size_t npend, pendcap;
-	struct dbi_backoff_cfg bcfg;
-	struct dbi_circuit_cfg ccfg;
-	struct dbi_circuit circ;
+	struct dbi_retry_cfg bcfg;
+	struct dbi_breaker_cfg ccfg;
+	struct dbi_breaker circ;
 	uint64_t throttle_until;
 	uint64_t rng;
 	struct dbi_compressor comp;
-	struct dbi_buf tmp;
+	struct dbi_obuf tmp;
 	/* usage */
 	uint64_t ub_raw[USAGE_BUCKETS], ub_wire[USAGE_BUCKETS];
 	uint64_t ub_epoch; /* index of the current bucket since start */
@@ -134,10 +134,10 @@ static double rand01(struct oh_sender *s)
 
 static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
-	struct dbi_buf *b = userdata;
+	struct dbi_obuf *b = userdata;
 	size_t n = size * nmemb, room = RESP_MAX > b->len ? RESP_MAX - b->len : 0;
 	size_t take = DBI_MIN(n, room);
-	if (take && dbi_buf_reserve(b, b->len + take) == DBI_OK) {
+	if (take && dbi_obuf_reserve(b, b->len + take) == DBI_OK) {
 		memcpy(b->data + b->len, ptr, take);
 		b->len += take;
 	}
@@ -148,7 +148,7 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
 
 static void part_free(struct part *p)
 {
-	dbi_buf_free(&p->own);
+	dbi_obuf_free(&p->own);
 	memset(p, 0, sizeof(*p));
 }
 
@@ -199,12 +199,12 @@ static int part_prepare(struct otlphttp *x, struct oh_sender *s, struct part *p)
 		p->raw_len = p->it->m.raw_len;
 		return DBI_OK;
 	}
-	struct dbi_buf pb = {0};
+	struct dbi_obuf pb = {0};
 	int rc = oh_body_to_pb(&p->it->m, p->it->body, p->it->body_len, &pb);
 	if (rc == DBI_OK)
 		rc = oh_encode_part(x, &s->comp, &p->it->m, pb.data, pb.len, p->lo, p->hi, &s->tmp, &p->own,
 		                    &p->raw_len);
-	dbi_buf_free(&pb);
+	dbi_obuf_free(&pb);
 	if (rc != DBI_OK)
 		return DBI_ERR;
 	p->body = p->own.data;
@@ -230,7 +230,7 @@ static int start(struct otlphttp *x, struct oh_sender *s, struct slot *sl, uint6
 	curl_easy_setopt(sl->easy, CURLOPT_URL, url);
 	curl_easy_setopt(sl->easy, CURLOPT_POSTFIELDS, p->body);
 	curl_easy_setopt(sl->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)p->len);
-	dbi_circuit_allow(&s->circ, &s->ccfg, now);
+	dbi_breaker_allow(&s->circ, &s->ccfg, now);
 	if (curl_multi_add_handle(s->multi, sl->easy) != CURLM_OK) {
 		sl->due = now + DBI_NSEC_PER_SEC;
 		return DBI_ERR;
@@ -253,7 +253,7 @@ static void text_excerpt(const uint8_t *txt, size_t n, char *out, size_t cap)
 }
 
 /* An error response for the log: a protobuf google.rpc.Status's message, else the text itself. */
-static void body_excerpt(const struct dbi_buf *b, int is_pb, char *out, size_t cap)
+static void body_excerpt(const struct dbi_obuf *b, int is_pb, char *out, size_t cap)
 {
 	const uint8_t *p = b->data, *end = b->data + b->len, *txt = b->data;
 	size_t n = b->len;
@@ -271,7 +271,7 @@ static void body_excerpt(const struct dbi_buf *b, int is_pb, char *out, size_t c
 
 /* Count rejected items from an Export*ServiceResponse's partial_success. */
 /* JSON Export*ServiceResponse: decode it, then read its partial_success. */
-static void partial_success_json(const struct dbi_buf *b, unsigned signal, uint64_t *rejected, char *msg, size_t cap)
+static void partial_success_json(const struct dbi_obuf *b, unsigned signal, uint64_t *rejected, char *msg, size_t cap)
 {
 	ProtobufCMessage *m = NULL;
 	const char *em = NULL;
@@ -312,7 +312,7 @@ static void partial_success_json(const struct dbi_buf *b, unsigned signal, uint6
 }
 
 /* Count rejected items from an Export*ServiceResponse's partial_success. */
-static void partial_success(struct otlphttp *x, const struct dbi_buf *b, int json, unsigned signal)
+static void partial_success(struct otlphttp *x, const struct dbi_obuf *b, int json, unsigned signal)
 {
 	uint64_t rejected = 0;
 	char msg[256] = "";
@@ -412,7 +412,7 @@ static void split(struct otlphttp *x, struct oh_sender *s, struct slot *sl)
 	}
 	uint32_t mid = p->lo + (p->hi - p->lo) / 2;
 	struct part b = {.it = p->it, .lo = mid, .hi = p->hi};
-	dbi_buf_free(&p->own);
+	dbi_obuf_free(&p->own);
 	p->hi = mid;
 	p->body = NULL;
 	if (pend_push(s, &b, 1) != DBI_OK) {
@@ -444,15 +444,15 @@ static void finish(struct otlphttp *x, struct oh_sender *s, struct slot *sl, CUR
 	uint64_t ms = (now - sl->t0) / DBI_NSEC_PER_MSEC;
 	dbi_stats_set(&x->sst, OS_LATENCY_LAST_MS, ms);
 	dbi_stats_add(&x->sst, OS_LATENCY_SUM_MS, ms);
-	int failed = dbi_send_endpoint_failed(status);
+	int failed = dbi_retry_endpoint_failed(status);
 	int was = s->circ.state;
-	dbi_circuit_result(&s->circ, &s->ccfg, now, failed);
-	if (s->circ.state == DBI_CIRCUIT_OPEN && was != DBI_CIRCUIT_OPEN) {
+	dbi_breaker_result(&s->circ, &s->ccfg, now, failed);
+	if (s->circ.state == DBI_BREAKER_OPEN && was != DBI_BREAKER_OPEN) {
 		dbi_stats_add(&x->sst, OS_CIRCUIT_OPENS, 1);
 		char d[32];
 		DBI_LOGW("otlphttp", "circuit breaker open: endpoint keeps failing; holding requests",
 		         "exporter=%s for=%s", x->id, dbi_fmt_duration(s->circ.cooldown_ns, d, sizeof(d)));
-	} else if (s->circ.state == DBI_CIRCUIT_CLOSED && was != DBI_CIRCUIT_CLOSED) {
+	} else if (s->circ.state == DBI_BREAKER_CLOSED && was != DBI_BREAKER_CLOSED) {
 		DBI_LOGI("otlphttp", "circuit breaker closed: endpoint answers again", "exporter=%s", x->id);
 	}
 	if (status == 0)
@@ -462,8 +462,8 @@ static void finish(struct otlphttp *x, struct oh_sender *s, struct slot *sl, CUR
 	else if (status >= 500)
 		dbi_stats_add(&x->sst, OS_FAIL_5XX, 1);
 
-	switch (dbi_send_classify(status)) {
-	case DBI_SEND_OK:
+	switch (dbi_retry_classify(status)) {
+	case DBI_RETRY_OK:
 		dbi_stats_add(&x->sst, OS_REQUESTS_OK, 1);
 		dbi_stats_add(&x->sst, OS_BYTES_SENT, p->len);
 		dbi_stats_add(&x->sst, OS_BYTES_SENT_RAW, p->raw_len);
@@ -473,10 +473,10 @@ static void finish(struct otlphttp *x, struct oh_sender *s, struct slot *sl, CUR
 		part_resolve(x, p);
 		sl->has = 0;
 		return;
-	case DBI_SEND_TOO_LARGE:
+	case DBI_RETRY_TOO_LARGE:
 		split(x, s, sl);
 		return;
-	case DBI_SEND_PERMANENT: {
+	case DBI_RETRY_PERMANENT: {
 		unsigned why = status == 400                      ? OS_DROP_BAD_REQUEST
 		               : (status == 401 || status == 403) ? OS_DROP_UNAUTHORIZED
 		               : status == 404                    ? OS_DROP_NOT_FOUND
@@ -486,7 +486,7 @@ static void finish(struct otlphttp *x, struct oh_sender *s, struct slot *sl, CUR
 		sl->has = 0;
 		return;
 	}
-	case DBI_SEND_RETRY:
+	case DBI_RETRY_RETRY:
 		break;
 	}
 	if (status == 0) {
@@ -506,10 +506,10 @@ static void finish(struct otlphttp *x, struct oh_sender *s, struct slot *sl, CUR
 		return;
 	}
 	if (!sl->backing_off) {
-		dbi_backoff_start(&sl->bo, &s->bcfg, sl->t0);
+		dbi_retry_backoff_start(&sl->bo, &s->bcfg, sl->t0);
 		sl->backing_off = 1;
 	}
-	uint64_t wait = dbi_backoff_next(&sl->bo, &s->bcfg, now, rand01(s));
+	uint64_t wait = dbi_retry_backoff_next(&sl->bo, &s->bcfg, now, rand01(s));
 	uint64_t ra;
 	if ((status == 429 || status == 503) && *retry_after &&
 	    dbi_retry_after_parse(retry_after, time(NULL), &ra) == DBI_OK) {
@@ -539,9 +539,9 @@ static int can_start(const struct oh_sender *s, uint64_t now)
 {
 	if (now < s->throttle_until)
 		return 0;
-	if (!s->ccfg.enabled || s->circ.state == DBI_CIRCUIT_CLOSED)
+	if (!s->ccfg.enabled || s->circ.state == DBI_BREAKER_CLOSED)
 		return 1;
-	if (s->circ.state == DBI_CIRCUIT_OPEN)
+	if (s->circ.state == DBI_BREAKER_OPEN)
 		return now >= s->circ.open_until;
 	return !s->circ.probing;
 }
@@ -606,7 +606,7 @@ static uint64_t drive(struct otlphttp *x, struct oh_sender *s, uint64_t now, int
 	}
 	if (now < s->throttle_until)
 		next = DBI_MIN(next, s->throttle_until);
-	if (s->circ.state == DBI_CIRCUIT_OPEN)
+	if (s->circ.state == DBI_BREAKER_OPEN)
 		next = DBI_MIN(next, DBI_MAX(s->circ.open_until, now + DBI_NSEC_PER_MSEC));
 	dbi_stats_set(&x->sst, OS_INFLIGHT, (uint64_t)inflight);
 	dbi_stats_set(&x->sst, OS_CIRCUIT_STATE, (uint64_t)s->circ.state);
@@ -765,10 +765,10 @@ int oh_sender_create(struct otlphttp *x, struct dbi_errbuf *err)
 		goto nomem;
 	x->snd = s;
 	s->rng = dbi_mono_ns() | 1;
-	s->bcfg = (struct dbi_backoff_cfg){c->retry_initial, c->retry_max_interval, c->retry_max_elapsed,
-	                                   c->retry_randomization, c->retry_multiplier};
-	s->ccfg = (struct dbi_circuit_cfg){c->cb_enabled, (uint32_t)c->cb_threshold, c->cb_open, c->cb_max_open};
-	dbi_circuit_init(&s->circ, &s->ccfg);
+	s->bcfg = (struct dbi_retry_cfg){c->retry_initial, c->retry_max_interval, c->retry_max_elapsed,
+	                                 c->retry_randomization, c->retry_multiplier};
+	s->ccfg = (struct dbi_breaker_cfg){c->cb_enabled, (uint32_t)c->cb_threshold, c->cb_open, c->cb_max_open};
+	dbi_breaker_init(&s->circ, &s->ccfg);
 	if (dbi_compressor_init(&s->comp, c->compression, (int)c->compression_level) != DBI_OK)
 		goto nomem;
 	s->multi = curl_multi_init();
@@ -777,8 +777,8 @@ int oh_sender_create(struct otlphttp *x, struct dbi_errbuf *err)
 	snprintf(line, sizeof(line), "Content-Type: %s",
 	         c->encoding == OH_ENC_JSON ? "application/json" : "application/x-protobuf");
 	s->hdrs = curl_slist_append(s->hdrs, line);
-	if (dbi_compression_name(c->compression)) {
-		snprintf(line, sizeof(line), "Content-Encoding: %s", dbi_compression_name(c->compression));
+	if (dbi_compressor_name(c->compression)) {
+		snprintf(line, sizeof(line), "Content-Encoding: %s", dbi_compressor_name(c->compression));
 		s->hdrs = curl_slist_append(s->hdrs, line);
 	}
 	s->hdrs = curl_slist_append(s->hdrs, "Expect:"); /* no 100-continue round trip for big bodies */
@@ -854,7 +854,7 @@ void oh_sender_destroy(struct otlphttp *x)
 			curl_easy_cleanup(sl->easy);
 		}
 		part_free(&sl->p);
-		dbi_buf_free(&sl->resp);
+		dbi_obuf_free(&sl->resp);
 	}
 	if (s->multi)
 		curl_multi_cleanup(s->multi);
@@ -865,7 +865,7 @@ void oh_sender_destroy(struct otlphttp *x)
 		part_free(&s->pend[i]);
 	free(s->pend);
 	dbi_compressor_free(&s->comp);
-	dbi_buf_free(&s->tmp);
+	dbi_obuf_free(&s->tmp);
 	free(s);
 	x->snd = NULL;
 }
