@@ -106,7 +106,7 @@ struct dbi_bench_otlp *dbi_bench_otlp_new(unsigned targets, unsigned metrics, un
 			if (is_sum[s]) {
 				p->kind = DBI_PK_SUM;
 				p->start_ns = t0 - 10000000000ULL;
-				p->v.i = (int64_t)(j * 37 + (unsigned)i * 1000);
+				p->v.i = (int64_t)j * 37 + (int64_t)i * 1000;
 			} else {
 				p->kind = DBI_PK_GAUGE;
 				p->flags = DBI_PF_DOUBLE;

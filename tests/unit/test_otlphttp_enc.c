@@ -879,8 +879,10 @@ static void test_extract_splits_exactly(void **state)
 		char **fa = NULL, **fb = NULL;
 		size_t na = a.len ? flatten(&a, &fa) : 0, nb = b.len ? flatten(&b, &fb) : 0;
 		char **both = malloc((na + nb + 1) * sizeof(*both));
-		memcpy(both, fa, na * sizeof(*both));
-		memcpy(both + na, fb, nb * sizeof(*both));
+		if (na)
+			memcpy(both, fa, na * sizeof(*both));
+		if (nb)
+			memcpy(both + na, fb, nb * sizeof(*both));
 		qsort(both, na + nb, sizeof(*both), strcmp_p);
 		assert_int_equal(na + nb, nall);
 		for (size_t i = 0; i < nall; i++)

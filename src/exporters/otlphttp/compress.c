@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define ZLIB_CONST /* next_in is const: no cast needed to compress caller-owned bytes */
 #include <zlib.h>
 #ifdef DBI_HAVE_ZSTD
 #include <zstd.h>
@@ -94,7 +95,7 @@ int dbi_compressor_run(struct dbi_compressor *c, const uint8_t *in, size_t len, 
 		size_t bound = deflateBound(zs, (uLong)len);
 		if (dbi_obuf_reserve(out, bound) != DBI_OK)
 			return DBI_ERR;
-		zs->next_in = (Bytef *)(uintptr_t)in;
+		zs->next_in = in;
 		zs->avail_in = (uInt)len;
 		zs->next_out = out->data;
 		zs->avail_out = (uInt)DBI_MIN(out->cap, UINT32_MAX);
@@ -125,7 +126,7 @@ static int gunzip(const uint8_t *in, size_t len, size_t max_out, struct dbi_obuf
 	if (len > UINT32_MAX || inflateInit2(&zs, 15 + 32) != Z_OK)
 		return DBI_ERR;
 	int rc = DBI_ERR;
-	zs.next_in = (Bytef *)(uintptr_t)in;
+	zs.next_in = in;
 	zs.avail_in = (uInt)len;
 	for (;;) {
 		if (out->cap - out->len < 65536 && dbi_obuf_reserve(out, out->len + 65536) != DBI_OK)

@@ -188,13 +188,14 @@ static int kv_from_attr(const struct dbi_otlp_limits *lim, const struct dbi_attr
 	int rc = DBI_OK;
 	switch (a->type) {
 	case DBI_AT_STR: {
-		size_t vl = a->vlen ? a->vlen : (a->v.s ? strlen(a->v.s) : 0);
+		const char *sv = a->v.s ? a->v.s : "";
+		size_t vl = a->v.s ? (a->vlen ? a->vlen : strlen(sv)) : 0;
 		if (lim) {
-			size_t n = utf8_cut((const uint8_t *)a->v.s, vl, lim->max_value_len);
+			size_t n = utf8_cut((const uint8_t *)sv, vl, lim->max_value_len);
 			cut->values += n != vl;
 			vl = n;
 		}
-		rc = buf_put_len_field(&v, 0x0a, a->v.s, vl);
+		rc = buf_put_len_field(&v, 0x0a, sv, vl);
 		break;
 	}
 	case DBI_AT_BOOL:
@@ -211,9 +212,11 @@ static int kv_from_attr(const struct dbi_otlp_limits *lim, const struct dbi_attr
 		rc = buf_put(&v, tmp, (size_t)(pb_put_double(tmp + 1, a->v.d) - tmp));
 		break;
 	case DBI_AT_BYTES:
-		rc = buf_put_len_field(&v, 0x3a, a->v.s, a->vlen);
+		rc = buf_put_len_field(&v, 0x3a, a->v.s ? a->v.s : "", a->v.s ? a->vlen : 0);
 		break;
 	case DBI_AT_ANYPB:
+		if (!a->v.s)
+			break; /* an empty AnyValue */
 		if (lim && limit_anyvalue(lim, (const uint8_t *)a->v.s, a->vlen, &v, cut, 0) == DBI_OK)
 			break;
 		v.len = 0;
@@ -280,41 +283,37 @@ struct idmap {
 
 struct dbi_otlp_enc {
 	struct dbi_registry *reg;
-	struct dbi_otlp_limits lim;
-	int has_lim;
 	struct dbi_otlp_enc_opts o;
 	char *host_name, *host_id;
 	struct dbi_attr *extra;
 
 	struct dbi_obuf store; /* cached encodings */
 
+	/* caches by registry id (counts after the pointers, for packing) */
 	struct series_ent *series;
-	uint32_t nseries;
-	struct cached *attrs; /* by attrset id: point attributes */
-	uint32_t nattrs;
-	struct res_ent *res; /* by attrset id */
-	uint32_t nres;
-	struct cached *scopes; /* by scope id */
-	uint32_t nscopes;
+	struct cached *attrs;   /* by attrset id: point attributes */
+	struct res_ent *res;    /* by attrset id */
+	struct cached *scopes;  /* by scope id */
 	struct cached *metrics; /* by metric id: name/description/unit fields */
-	uint32_t nmetrics;
-	struct rs_ent *rs; /* by rs id (1-based, dense) */
-	uint32_t nrs, rs_cap;
-	struct mg_ent *mg; /* by mg id (1-based, dense) */
-	uint32_t nmg, mg_cap;
+	struct rs_ent *rs;      /* by rs id (1-based, dense) */
+	struct mg_ent *mg;      /* by mg id (1-based, dense) */
 	struct idmap rs_map, mg_map;
 
 	/* per batch */
-	uint32_t epoch;
 	uint32_t *pnext, *psize;
-	uint32_t pcap;
 	uint32_t *rnext, *rsize;
 	const uint8_t **rdata; /* record payloads (maybe rewritten into scratch) */
-	uint32_t rcap;
+	size_t *roff;          /* offsets into scratch of rewritten records */
 	struct dbi_obuf scratch;
-	uint32_t res_head, res_tail;
 
 	struct dbi_otlp_enc_stats st;
+	struct dbi_otlp_limits lim;
+	int has_lim;
+	uint32_t nseries, nattrs, nres, nscopes, nmetrics;
+	uint32_t nrs, rs_cap, nmg, mg_cap;
+	uint32_t epoch;
+	uint32_t pcap, rcap;
+	uint32_t res_head, res_tail;
 };
 
 static int grow_array(void **arr, uint32_t *n, uint32_t need, size_t elem)
@@ -693,6 +692,7 @@ void dbi_otlp_enc_destroy(struct dbi_otlp_enc *e)
 	free(e->rnext);
 	free(e->rsize);
 	free(e->rdata);
+	free(e->roff);
 	free(e);
 }
 
@@ -744,6 +744,10 @@ static int batch_arrays(struct dbi_otlp_enc *e, uint32_t npts, uint32_t nrecs)
 		if (!d)
 			return DBI_ERR;
 		e->rdata = d;
+		size_t *o = realloc(e->roff, nrecs * sizeof(*o));
+		if (!o)
+			return DBI_ERR;
+		e->roff = o;
 		e->rcap = nrecs;
 	}
 	return DBI_OK;
@@ -860,14 +864,14 @@ static inline uint8_t *put_attrs_retag(uint8_t *q, const uint8_t *src, uint32_t 
 	memcpy(q, src, len);
 	if (tag != 0x3a) {
 		/* entries are [0x3a][varint len][KeyValue]: rewrite each tag byte */
-		uint8_t *p = q, *end = q + len;
-		while (p < end) {
+		size_t at = 0;
+		while (at < len) {
 			uint64_t n;
-			const uint8_t *v = p + 1;
-			*p = tag;
-			if (pb_get_varint(&v, end, &n) != 0)
+			const uint8_t *v = src + at + 1;
+			q[at] = tag;
+			if (pb_get_varint(&v, src + len, &n) != 0)
 				break;
-			p = (uint8_t *)(uintptr_t)v + n;
+			at = (size_t)(v - src) + n;
 		}
 	}
 	return q + len;
@@ -1190,7 +1194,7 @@ int dbi_otlp_enc_records(struct dbi_otlp_enc *e, unsigned signal, const struct d
 				continue;
 			}
 			count_cut(e, &cut);
-			e->rdata[i] = (const uint8_t *)(uintptr_t)at;
+			e->roff[i] = at;
 			e->rsize[i] = (uint32_t)(e->scratch.len - at);
 		} else {
 			if (pb_check_shallow(pb, r->pb_len) != 0) {
@@ -1207,7 +1211,7 @@ int dbi_otlp_enc_records(struct dbi_otlp_enc *e, unsigned signal, const struct d
 			continue;
 		const struct dbi_otlp_rec *r = (const struct dbi_otlp_rec *)recs[i];
 		if (e->has_lim)
-			e->rdata[i] = e->scratch.data + (uintptr_t)e->rdata[i];
+			e->rdata[i] = e->scratch.data + e->roff[i];
 		uint32_t rsid = rs_lookup(e, r->resource, r->scope);
 		if (!rsid) {
 			e->st.invalid++;

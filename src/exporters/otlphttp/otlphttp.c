@@ -545,11 +545,10 @@ static char *make_url(const char *base, const char *path)
 	size_t n = strlen(base);
 	while (n && base[n - 1] == '/')
 		n--;
-	char *u = malloc(n + strlen(path) + 1);
-	if (u) {
-		memcpy(u, base, n);
-		strcpy(u + n, path);
-	}
+	size_t len = n + strlen(path) + 1;
+	char *u = malloc(len);
+	if (u)
+		snprintf(u, len, "%.*s%s", (int)n, base, path);
 	return u;
 }
 

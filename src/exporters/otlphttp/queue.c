@@ -523,10 +523,12 @@ static int open_disk(struct dbi_oq *q, struct dbi_errbuf *err)
 	}
 	struct dirent *de;
 	while ((de = readdir(d)) != NULL) {
-		uint64_t first;
-		char tail[8];
-		if (strlen(de->d_name) != 20 || sscanf(de->d_name, "%16" SCNx64 "%7s", &first, tail) != 2 ||
-		    strcmp(tail, ".seg") != 0)
+		char *end = NULL;
+		if (strlen(de->d_name) != 20 || strcmp(de->d_name + 16, ".seg") != 0)
+			continue;
+		errno = 0;
+		uint64_t first = strtoull(de->d_name, &end, 16);
+		if (errno || end != de->d_name + 16)
 			continue;
 		if (q->nsegs == q->segcap) {
 			size_t ncap = q->segcap ? q->segcap * 2 : 16;
@@ -548,7 +550,8 @@ static int open_disk(struct dbi_oq *q, struct dbi_errbuf *err)
 		q->nsegs++;
 	}
 	closedir(d);
-	qsort(q->segs, q->nsegs, sizeof(q->segs[0]), seg_cmp);
+	if (q->nsegs > 1)
+		qsort(q->segs, q->nsegs, sizeof(q->segs[0]), seg_cmp);
 	for (size_t i = 0; i < q->nsegs;) {
 		struct seg *s = &q->segs[i];
 		if (seg_scan(q, s) != DBI_OK) {
@@ -674,6 +677,8 @@ void dbi_oq_close(struct dbi_oq *q)
 
 static void drop_oldest_segment(struct dbi_oq *q)
 {
+	if (!q->segs || q->nsegs == 0)
+		return;
 	struct seg *s = &q->segs[0];
 	uint64_t o = SEG_HDR, seq = s->first;
 	uint8_t h[REC_HDR];
@@ -769,6 +774,10 @@ static int push_disk(struct dbi_oq *q, const struct dbi_oq_meta *m, const uint8_
 		if (oldfd >= 0)
 			fdatasync(oldfd); /* the finished segment is complete on disk */
 		dir_sync(q);
+		if (!q->segs) {
+			close(fd);
+			return DBI_ERR;
+		}
 		act = &q->segs[q->nsegs++];
 		q->active_ok = 1;
 		act->first = act->end = q->tail_seq;
@@ -776,12 +785,14 @@ static int push_disk(struct dbi_oq *q, const struct dbi_oq_meta *m, const uint8_
 		act->fd = fd;
 		q->st.disk_bytes += SEG_HDR;
 	}
+	if (!act)
+		return DBI_ERR;
 	uint8_t h[REC_HDR];
 	struct rec_hdr r = {.len = len, .seq = q->tail_seq, .m = *m};
 	rec_hdr_write(h, &r);
 	r.crc = rec_crc(h, body, len);
 	put32(h + 28, r.crc);
-	struct iovec iov[2] = {{h, REC_HDR}, {(void *)(uintptr_t)body, len}};
+	struct iovec iov[2] = {{h, REC_HDR}, {(void *)body, len}};
 	ssize_t n = pwritev(act->fd, iov, 2, (off_t)act->size);
 	if (n != (ssize_t)reclen) {
 		/* leave no partial record behind: the next write goes at the same offset */
@@ -820,7 +831,8 @@ int dbi_oq_push(struct dbi_oq *q, const struct dbi_oq_meta *m, const uint8_t *bo
 		return DBI_ERR;
 	memset(it, 0, sizeof(*it));
 	it->body = (uint8_t *)(it + 1);
-	memcpy(it->body, body, len);
+	if (len)
+		memcpy(it->body, body, len);
 	it->m = *m;
 	it->body_len = len;
 	pthread_mutex_lock(&q->mu);

@@ -258,9 +258,8 @@ static void body_excerpt(const struct dbi_obuf *b, int is_pb, char *out, size_t 
 	const uint8_t *p = b->data, *end = b->data + b->len, *txt = b->data;
 	size_t n = b->len;
 	struct pb_field f;
-	int rc;
 	if (is_pb && b->len && pb_check_shallow(b->data, b->len) == 0) {
-		while ((rc = pb_next(&p, end, &f)) == 1)
+		while (pb_next(&p, end, &f) == 1)
 			if (f.num == 2 && f.wt == PB_LEN) {
 				txt = f.data;
 				n = f.len;
