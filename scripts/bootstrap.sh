@@ -6,7 +6,7 @@ set -eu
 
 PKGS="build-essential cmake pkg-config git ca-certificates curl openssl procps iproute2
 libpq-dev libpg-query-dev libjson-c-dev protobuf-compiler liburcu-dev libjemalloc-dev libprotobuf-c-dev protobuf-c-compiler
-libcurl4-openssl-dev zlib1g-dev libzstd-dev libpcre2-dev libyaml-dev libmicrohttpd-dev
+libcurl4-openssl-dev zlib1g-dev libzstd-dev zstd libpcre2-dev libyaml-dev libmicrohttpd-dev
 libnghttp2-dev libnuma-dev libbenchmark-dev libcmocka-dev libssl-dev
 postgresql-15 postgresql-client-15 postgresql-contrib
 clang clang-tidy clang-format cppcheck libclang-rt-14-dev valgrind linux-perf

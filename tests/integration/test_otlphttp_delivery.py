@@ -9,6 +9,7 @@ Relic profile adds its resource attributes; headers are sent and never logged.
 import os
 import socket
 import sys
+import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -169,6 +170,31 @@ class Delivery(unittest.TestCase):
             self.assertEqual(p["resource"]["instrumentation.provider"], "opentelemetry")
             self.assertNotIn("host.name", p["resource"])
             self.assertNotIn("host.id", p["resource"])
+
+    def test_shipped_newrelic_config(self):
+        # config/newrelic.yaml as shipped, pointed at the sink through its environment variables
+        src = os.environ.get("DBI_SOURCE_DIR", os.path.join(HERE, "..", ".."))
+        with open(os.path.join(src, "config", "newrelic.yaml")) as f:
+            cfg = f.read().replace("dbi.newrelic", "{shm}")
+        sink = Sink()
+        env = {"NEW_RELIC_OTLP_ENDPOINT": sink.url, "NEW_RELIC_LICENSE_KEY": SECRET}
+        try:
+            with Collector(cfg, env=env) as c:
+                time.sleep(2.5)  # loadgen at 100 points/s; the batch (10 s timeout) flushes on SIGTERM
+                self.assertEqual(c.stop(), 0)
+                log = c.log()
+        finally:
+            sink.close()
+        pts = sink.points()
+        self.assertGreater(len(pts), 100, log[-2000:])
+        self.assertNotIn(SECRET, log)
+        for r in sink.requests:
+            self.assertEqual(r.status, 200)
+            self.assertEqual(r.headers.get("api-key"), SECRET)
+            self.assertEqual(r.headers.get("content-encoding"), "gzip")
+            self.assertLessEqual(r.wire_len, 1000000)
+        for p in pts:
+            self.assertEqual(p["resource"]["instrumentation.provider"], "opentelemetry")
 
     def test_partial_success_counted(self):
         for enc in ("proto", "json"):

@@ -39,6 +39,7 @@
 #define STATE_MAGIC 0x41494244u /* "DBIA" */
 #define STATE_VERSION 1
 #define STATE_SLOT 8192
+#define POOL_BYTES (32ULL << 20)
 
 struct seg {
 	uint64_t first, end; /* seqs [first, end) */
@@ -62,6 +63,9 @@ struct dbi_oq {
 	/* memory */
 	struct dbi_oq_item *head, *tail;
 	uint64_t mem_seq;
+	struct dbi_oq_item *pool; /* resolved items kept for reuse: steady state does not allocate */
+	uint32_t npool;
+	uint64_t pool_bytes;
 
 	/* disk */
 	char *dir;
@@ -664,6 +668,11 @@ void dbi_oq_close(struct dbi_oq *q)
 		free(q->head);
 		q->head = n;
 	}
+	while (q->pool) {
+		struct dbi_oq_item *n = q->pool->next;
+		free(q->pool);
+		q->pool = n;
+	}
 	if (q->statefd >= 0)
 		close(q->statefd);
 	if (q->lockfd >= 0)
@@ -824,12 +833,34 @@ int dbi_oq_push(struct dbi_oq *q, const struct dbi_oq_meta *m, const uint8_t *bo
 		pthread_mutex_unlock(&q->mu);
 		return DBI_AGAIN;
 	}
+	/* a recycled item big enough, else the pool's first one to grow (or a new one) */
+	struct dbi_oq_item *it = NULL, **pp = &q->pool;
+	for (int look = 0; *pp && look < 8; look++, pp = &(*pp)->next)
+		if ((*pp)->cap >= len)
+			break;
+	if (!*pp || (*pp)->cap < len)
+		pp = &q->pool;
+	if (*pp) {
+		it = *pp;
+		*pp = it->next;
+		q->npool--;
+		q->pool_bytes -= it->cap;
+	}
 	pthread_mutex_unlock(&q->mu);
-	/* allocate outside the lock: the sender should not wait for malloc and memcpy */
-	struct dbi_oq_item *it = malloc(sizeof(*it) + len);
-	if (!it)
-		return DBI_ERR;
+	/* allocate and copy outside the lock: the sender should not wait for them */
+	if (!it || it->cap < len) {
+		uint32_t cap = len + len / 4;
+		struct dbi_oq_item *n = realloc(it, sizeof(*n) + cap);
+		if (!n) {
+			free(it);
+			return DBI_ERR;
+		}
+		it = n;
+		it->cap = cap;
+	}
+	uint32_t cap = it->cap;
 	memset(it, 0, sizeof(*it));
+	it->cap = cap;
 	it->body = (uint8_t *)(it + 1);
 	if (len)
 		memcpy(it->body, body, len);
@@ -849,6 +880,23 @@ int dbi_oq_push(struct dbi_oq *q, const struct dbi_oq_meta *m, const uint8_t *bo
 }
 
 /* ---- take / resolve ---- */
+
+/*
+ * Keep a resolved memory item for reuse (lock held); returns what the caller must free.
+ * As many as the queue can hold, up to POOL_BYTES of bodies: enough that a queue which
+ * fills and drains again does not allocate, not so much that one burst pins memory.
+ */
+static struct dbi_oq_item *recycle(struct dbi_oq *q, struct dbi_oq_item *it)
+{
+	if (q->o.persistent || q->pool_bytes + it->cap > POOL_BYTES ||
+	    (q->o.queue_size && q->npool >= q->o.queue_size + q->o.max_unresolved))
+		return it;
+	it->next = q->pool;
+	q->pool = it;
+	q->npool++;
+	q->pool_bytes += it->cap;
+	return NULL;
+}
 
 static void unres_add(struct dbi_oq *q, struct dbi_oq_item *it)
 {
@@ -974,6 +1022,8 @@ int dbi_oq_part_done(struct dbi_oq *q, struct dbi_oq_item *it, uint32_t lo, uint
 		if (whole)
 			gc_segments(q);
 	}
+	if (whole)
+		it = recycle(q, it);
 	pthread_mutex_unlock(&q->mu);
 	if (whole)
 		free(it);
@@ -989,6 +1039,7 @@ void dbi_oq_abandon(struct dbi_oq *q, struct dbi_oq_item *it)
 		return;
 	}
 	unres_remove(q, it);
+	it = recycle(q, it);
 	pthread_mutex_unlock(&q->mu);
 	free(it);
 }

@@ -52,6 +52,7 @@ struct dbi_oq_item {
 	uint64_t seq;
 	struct dbi_oq_meta m;
 	uint32_t body_len;
+	uint32_t cap; /* memory queue: body capacity (items are recycled, not freed) */
 	uint8_t *body;
 	uint32_t ndone; /* resolved parts, sorted and merged */
 	struct dbi_oq_range done[DBI_OQ_MAX_RANGES];
