@@ -385,6 +385,8 @@ class Sink:
         self.partial_reject = None
         self.delay = 0.0
         self._server = None
+        self._closing = False
+        self._active = 0
         self.port = port
         self.up()
 
@@ -396,6 +398,8 @@ class Sink:
     def up(self):
         if self._server:
             return
+        with self.lock:
+            self._closing = False
         srv = _Server((self.host, self.port), _Handler)
         srv.sink = self
         self.port = srv.server_address[1]
@@ -404,11 +408,23 @@ class Sink:
         self._thread.start()
 
     def down(self):
-        """Stop listening (connections are refused) but keep what was recorded."""
+        """Stop listening (connections are refused) but keep what was recorded.
+
+        Requests being answered are answered first; then open connections are cut, so every
+        request is either fully answered (and counted) or not processed at all.
+        """
         if not self._server:
             return
         self._server.shutdown()
         self._server.server_close()
+        with self.lock:
+            self._closing = True
+        end = time.monotonic() + 10
+        while time.monotonic() < end:
+            with self.lock:
+                if self._active == 0:
+                    break
+            time.sleep(0.01)
         self._server.drop_connections()
         self._server = None
 
@@ -471,16 +487,35 @@ class Sink:
                 return 413, None, status_pb("request body too large")
         return None
 
-    def _reply(self, h, status, body=b"", ctype="application/x-protobuf", retry_after=None):
-        h.send_response(status)
-        h.send_header("Content-Type", ctype)
-        h.send_header("Content-Length", str(len(body)))
-        if retry_after is not None:
-            h.send_header("Retry-After", str(retry_after))
-        h.end_headers()
-        h.wfile.write(body)
+    def _reply(self, h, status, body=b"", ctype="application/x-protobuf", retry_after=None, req=None):
+        """Answer; a request whose answer cannot be written was not acknowledged (status -1)."""
+        try:
+            h.send_response(status)
+            h.send_header("Content-Type", ctype)
+            h.send_header("Content-Length", str(len(body)))
+            if retry_after is not None:
+                h.send_header("Retry-After", str(retry_after))
+            h.end_headers()
+            h.wfile.write(body)
+            h.wfile.flush()
+        except OSError:
+            h.close_connection = True
+            if req is not None:
+                req.status = -1
 
     def _handle(self, h):
+        with self.lock:
+            if self._closing:
+                h.close_connection = True  # going down: no answer, as a dying server
+                return
+            self._active += 1
+        try:
+            self._serve(h)
+        finally:
+            with self.lock:
+                self._active -= 1
+
+    def _serve(self, h):
         n = int(h.headers.get("Content-Length", "0"))
         body = h.rfile.read(n) if n else b""
         if self.delay:
@@ -524,9 +559,9 @@ class Sink:
                 key = {"/v1/metrics": "rejectedDataPoints", "/v1/logs": "rejectedLogRecords",
                        "/v1/traces": "rejectedSpans"}[h.path]
                 js = {"partialSuccess": {key: str(self.partial_reject[0]), "errorMessage": self.partial_reject[1]}}
-            self._reply(h, 200, json.dumps(js).encode(), "application/json")
+            self._reply(h, 200, json.dumps(js).encode(), "application/json", req=req)
         else:
-            self._reply(h, 200, resp)
+            self._reply(h, 200, resp, req=req)
 
 
 def free_port():
