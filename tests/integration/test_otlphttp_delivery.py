@@ -7,8 +7,11 @@ Relic profile adds its resource attributes; headers are sent and never logged.
 """
 
 import os
+import shutil
 import socket
+import subprocess
 import sys
+import tempfile
 import time
 import unittest
 
@@ -170,6 +173,46 @@ class Delivery(unittest.TestCase):
             self.assertEqual(p["resource"]["instrumentation.provider"], "opentelemetry")
             self.assertNotIn("host.name", p["resource"])
             self.assertNotIn("host.id", p["resource"])
+
+    def test_tls(self):
+        src = os.environ.get("DBI_SOURCE_DIR", os.path.join(HERE, "..", ".."))
+        certs = tempfile.mkdtemp(prefix="dbi-otlp-tls-")
+        try:
+            subprocess.run([os.path.join(src, "scripts", "pg-cluster.sh"), "certs", certs, "--san",
+                            "DNS:localhost,IP:127.0.0.1"], check=True, stdout=subprocess.DEVNULL)
+            tls = (os.path.join(certs, "server.crt"), os.path.join(certs, "server.key"))
+            ca = os.path.join(certs, "ca.crt")
+            # verified against the right CA: delivered
+            sink = Sink(tls=tls)
+            try:
+                cfg = config(sink.url, points=500, exporter="    tls: {ca_file: %s}" % ca)
+                with Collector(cfg) as c:
+                    self.assertTrue(eventually(lambda: len(sink.points()) >= 500, timeout=60), c.log()[-2000:])
+            finally:
+                sink.close()
+            # verification is on by default: an unknown CA is refused, and retried, never sent
+            sink = Sink(tls=tls)
+            try:
+                cfg = config(sink.url, points=500,
+                             exporter="    retry_on_failure: {initial_interval: 200ms, max_interval: 1s}")
+                with Collector(cfg) as c:
+                    self.assertTrue(eventually(
+                        lambda: counter(c, "exporter:otlphttp:sender", "failures.connection") >= 2, timeout=60))
+                    self.assertEqual(len(sink.accepted()), 0)
+                    c.stop()
+                    self.assertIn("tls.ca_file", c.log())  # the hint
+            finally:
+                sink.close()
+            # insecure_skip_verify: delivered without the CA
+            sink = Sink(tls=tls)
+            try:
+                cfg = config(sink.url, points=500, exporter="    tls: {insecure_skip_verify: true}")
+                with Collector(cfg) as c:
+                    self.assertTrue(eventually(lambda: len(sink.points()) >= 500, timeout=60), c.log()[-2000:])
+            finally:
+                sink.close()
+        finally:
+            shutil.rmtree(certs, ignore_errors=True)
 
     def test_shipped_newrelic_config(self):
         # config/newrelic.yaml as shipped, pointed at the sink through its environment variables

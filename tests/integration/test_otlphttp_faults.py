@@ -133,6 +133,23 @@ class Faults(unittest.TestCase):
         self.assertEqual(s["dropped.too_large"], 0)
         self.assertTrue(all(r.wire_len <= 2500 for r in sink.accepted()))
 
+    def test_413_splits_json(self):
+        # the same with OTLP/JSON bodies: a queued JSON request is cut as protobuf and re-encoded
+        sink = Sink()
+        sink.max_body = 3000
+        c = Collector(config(sink.url, points=3000, batch=1000, targets=10, series=100,
+                             exporter="    encoding: json"))
+        try:
+            self.assertTrue(eventually(lambda: len(sink.points()) >= 3000, timeout=60), c.log()[-2000:])
+            s = counters(c, SENDER)
+            c.stop()
+        finally:
+            c.stop()
+            sink.close()
+        unique_points(self, sink, 3000)
+        self.assertGreater(s["splits"], 0)
+        self.assertTrue(all(r.headers.get("content-type") == "application/json" for r in sink.accepted()))
+
     def test_413_single_point_dropped(self):
         sink = Sink()
         sink.max_body = 10  # nothing fits, not even one point

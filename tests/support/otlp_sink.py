@@ -25,6 +25,7 @@ import gzip
 import http.server
 import json
 import socket
+import ssl
 import struct
 import subprocess
 import sys
@@ -376,8 +377,10 @@ class _Server(http.server.ThreadingHTTPServer):
 
 
 class Sink:
-    def __init__(self, port=0, host="127.0.0.1"):
+    def __init__(self, port=0, host="127.0.0.1", tls=None):
+        """tls: (certfile, keyfile) to serve HTTPS."""
         self.host = host
+        self.tls = tls
         self.lock = threading.Lock()
         self.requests = []
         self._faults = []  # [status, until_monotonic or None, count or None, retry_after, body]
@@ -393,7 +396,7 @@ class Sink:
     # ---- control ----
     @property
     def url(self):
-        return "http://%s:%d" % (self.host, self.port)
+        return "%s://%s:%d" % ("https" if self.tls else "http", self.host, self.port)
 
     def up(self):
         if self._server:
@@ -402,6 +405,10 @@ class Sink:
             self._closing = False
         srv = _Server((self.host, self.port), _Handler)
         srv.sink = self
+        if self.tls:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*self.tls)
+            srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
         self.port = srv.server_address[1]
         self._server = srv
         self._thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
