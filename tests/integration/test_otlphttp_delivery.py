@@ -238,6 +238,9 @@ class Delivery(unittest.TestCase):
             self.assertLessEqual(r.wire_len, 1000000)
         for p in pts:
             self.assertEqual(p["resource"]["instrumentation.provider"], "opentelemetry")
+            # cumulativetodelta in the shipped pipeline: loadgen's counters arrive as delta
+            self.assertEqual(p["temporality"], 1)
+            self.assertTrue(p["monotonic"])
 
     def test_partial_success_counted(self):
         for enc in ("proto", "json"):

@@ -17,7 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "dbi/clock.h"
@@ -26,6 +25,7 @@
 #include "dbi/otlp_pb.h"
 #include "dbi/stats.h" /* before runtime.h, which uses struct dbi_stats without declaring it */
 #include "dbi/runtime.h"
+#include "dbi/statedir.h"
 #include "opentelemetry/proto/collector/logs/v1/logs_service.pb-c.h"
 #include "opentelemetry/proto/collector/metrics/v1/metrics_service.pb-c.h"
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb-c.h"
@@ -161,7 +161,7 @@ static const struct dbi_conf_key otlphttp_keys[] = {
         {.name = "sending_queue.directory",
          .type = DBI_CT_STRING,
          .offset = K(queue_directory),
-         .doc = "persistent queue directory (default: <runtime.state_dir>/queue-<exporter id>, / made _)"},
+         .doc = "persistent queue directory (default: <runtime.state_dir>/<shm name>.queue.<exporter id>, / made _)"},
         {.name = "sending_queue.max_bytes",
          .type = DBI_CT_SIZE,
          .offset = K(queue_max_bytes),
@@ -571,29 +571,25 @@ static char *read_machine_id(void)
 	return NULL;
 }
 
-/* runtime.state_dir, else /var/lib/dbi when usable, else $TMPDIR/dbi; plus the exporter id. */
-static char *queue_dir(const struct dbi_inst *inst, const struct otlphttp_cfg *c)
+/*
+ * Default queue directory: <state dir>/<shm name>.queue.<exporter id> (dbi_state_dir:
+ * runtime.state_dir, else /var/lib/dbi, ...), so two collectors on one host never share
+ * one; '/' in the id becomes '_'.
+ */
+static char *queue_dir(const struct dbi_inst *inst, const struct otlphttp_cfg *c, struct dbi_errbuf *err)
 {
-	char buf[4096], id[128];
+	char base[4096], buf[4096 + 256], id[128];
 	if (c->queue_directory && *c->queue_directory)
 		return strdup(c->queue_directory);
 	const struct dbi_config *all = inst->rt ? dbi_runtime_config(inst->rt) : NULL;
-	const char *base = all && all->runtime.state_dir && *all->runtime.state_dir ? all->runtime.state_dir : NULL;
-	char tmpbase[4096];
-	if (!base) {
-		if ((mkdir("/var/lib/dbi", 0700) == 0 || errno == EEXIST) && access("/var/lib/dbi", W_OK) == 0) {
-			base = "/var/lib/dbi";
-		} else {
-			const char *t = getenv("TMPDIR");
-			snprintf(tmpbase, sizeof(tmpbase), "%s/dbi", t && *t ? t : "/tmp");
-			base = tmpbase;
-		}
-	}
+	if (dbi_state_dir(all ? all->runtime.state_dir : NULL, base, sizeof(base), err) != DBI_OK)
+		return NULL;
 	dbi_strlcpy(id, inst->id, sizeof(id));
 	for (char *p = id; *p; p++)
 		if (*p == '/' || *p == ' ')
 			*p = '_';
-	snprintf(buf, sizeof(buf), "%s/queue-%s", base, id);
+	snprintf(buf, sizeof(buf), "%s/%s.queue.%s", base, all && all->runtime.shm_name ? all->runtime.shm_name : "dbi",
+	         id);
 	return strdup(buf);
 }
 
@@ -665,9 +661,11 @@ static int otlphttp_create(const struct dbi_inst *inst, void **state, struct dbi
 	        .max_unresolved = (uint32_t)DBI_MIN(c->num_consumers + 8, DBI_OQ_MAX_UNRESOLVED),
 	};
 	if (qo.persistent) {
-		dir = queue_dir(inst, c);
-		if (!dir)
-			goto nomem;
+		dir = queue_dir(inst, c, err);
+		if (!dir) {
+			dbi_err_add(err, "%s: no directory for the persistent queue (set sending_queue.directory)", inst->id);
+			goto fail;
+		}
 		qo.dir = dir;
 	}
 	if (dbi_oq_open(&x->q, &qo, err) != DBI_OK) {
