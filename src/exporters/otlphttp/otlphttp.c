@@ -663,7 +663,8 @@ static int otlphttp_create(const struct dbi_inst *inst, void **state, struct dbi
 	if (qo.persistent) {
 		dir = queue_dir(inst, c, err);
 		if (!dir) {
-			dbi_err_add(err, "%s: no directory for the persistent queue (set sending_queue.directory)", inst->id);
+			dbi_err_add(err, "%s: no directory for the persistent queue (set sending_queue.directory)",
+			            inst->id);
 			goto fail;
 		}
 		qo.dir = dir;
