@@ -17,6 +17,7 @@
 
 #include "dbi/common.h"
 #include "dbi/config.h"
+#include "dbi/stats.h"
 
 struct dbi_runtime;
 struct dbi_registry;

@@ -10,14 +10,29 @@
 The config may use {shm} (a unique shm instance name is filled in) and {port:NAME}
 placeholders (each NAME becomes a free TCP port, see c.ports[NAME]).
 """
+import atexit
 import json
 import os
+import shutil
 import re
 import signal
 import socket
 import subprocess
 import tempfile
 import time
+
+# Temp dirs hold each collector's config and log; tests read them after the collector
+# stopped, so they go when the test process exits (keep them with DBI_KEEP_TMP=1).
+_TMPDIRS = []
+
+
+@atexit.register
+def _cleanup_tmpdirs():
+    if os.environ.get("DBI_KEEP_TMP"):
+        return
+    for d in _TMPDIRS:
+        shutil.rmtree(d, ignore_errors=True)
+
 
 BIN = os.environ.get("DBI_BINARY_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "build"))
 
@@ -45,6 +60,7 @@ def wait_until(fn, timeout=20.0, interval=0.1, what="condition"):
 class Collector:
     def __init__(self, config, name=None, args=(), env=None, stdout=None, start=True, wait_started=True):
         self.tmp = tempfile.mkdtemp(prefix="dbi-test-")
+        _TMPDIRS.append(self.tmp)
         os.chmod(self.tmp, 0o755)
         self.shm = name or f"dbi.test.{os.getpid()}.{int(time.time() * 1000) % 100000}"
         self.ports = {}
