@@ -91,6 +91,24 @@ static void cpus_init(struct dbi_runtime *rt)
 	rt->numa_nodes = (numa_available() >= 0) ? numa_max_node() + 1 : 1;
 }
 
+/*
+ * pin: auto pins one thread per CPU only when there are enough CPUs. With more busy
+ * threads than CPUs, fixed placement puts two hot threads on one core while another
+ * idles (measured: ms-level latency tails), so the scheduler places them instead.
+ */
+static void decide_pinning(struct dbi_runtime *rt, unsigned nthreads)
+{
+	if (rt->cfg_in->runtime.pin == DBI_PIN_NONE || rt->ncpus == 0) {
+		rt->ncpus = 0;
+		return;
+	}
+	if (nthreads > rt->ncpus) {
+		DBI_LOGI("runtime", "not pinning threads: more pipeline threads than CPUs", "threads=%u cpus=%u",
+		         nthreads, rt->ncpus);
+		rt->ncpus = 0;
+	}
+}
+
 /* Round-robin over the allowed CPUs; processors are placed first so they spread. */
 static void place(struct dbi_runtime *rt, struct thread_base *tb)
 {
@@ -306,6 +324,13 @@ static int build(struct dbi_runtime *rt, struct dbi_errbuf *err)
 		}
 	}
 
+	{
+		unsigned nrt = 0;
+		for (size_t i = 0; i < cfg->ncomponents; i++)
+			if (cfg->components[i].desc->kind == DBI_RECEIVER)
+				nrt += receiver_threads(&cfg->components[i], cfg);
+		decide_pinning(rt, rt->nshards + nexp + nrt);
+	}
 	/* Threads: processors first so they get the first CPUs, then exporters, receivers. */
 	for (unsigned s = 0; s < rt->nshards; s++) {
 		struct ptd *pt = &rt->pthreads[s];

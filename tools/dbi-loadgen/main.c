@@ -2,7 +2,7 @@
  * dbi-loadgen — synthetic load for benchmarks and soak tests, printing JSON.
  *
  *   dbi-loadgen pipeline [--targets N] [--series M] [--rate R] [--duration D]
- *                        [--processors K] [--batch-size B] [--batch-timeout T]
+ *                        [--processors K] [--batch-size B (0 = no batch processor)] [--batch-timeout T]
  *                        [--threads P] [--ring-points S]
  *       runs loadgen receiver → batch → nop exporter in this process and reports
  *       whole-pipeline throughput (points/s) and enqueue→exporter latency (p50/p99/max).
@@ -134,17 +134,25 @@ static int pipeline(int argc, char **argv)
 		fprintf(stderr, "dbi-loadgen: bad --duration '%s'\n", duration);
 		return 64;
 	}
+	/* --batch-size 0: no batch processor, so latency is the rings and threads alone */
+	char batchproc[160] = "", chain[32] = "[]";
+	if (batch > 0) {
+		snprintf(batchproc, sizeof(batchproc),
+		         "processors:\n  batch:\n    send_batch_size: %ld\n    timeout: %s\n", batch, timeout);
+		snprintf(chain, sizeof(chain), "[batch]");
+	}
 	char yaml[2048];
 	snprintf(yaml, sizeof(yaml),
 	         "receivers:\n  loadgen:\n    targets: %ld\n    series_per_target: %ld\n    rate: %ld\n"
 	         "    threads: %ld\n"
-	         "processors:\n  batch:\n    send_batch_size: %ld\n    timeout: %s\n"
-	         "exporters:\n  nop:\n"
-	         "service:\n  pipelines:\n    metrics:\n      receivers: [loadgen]\n      processors: [batch]\n"
+	         "%s"
+	         "exporters:\n  nop:\n    latency_warmup: %llums\n"
+	         "service:\n  pipelines:\n    metrics:\n      receivers: [loadgen]\n      processors: %s\n"
 	         "      exporters: [nop]\n"
 	         "runtime:\n  shm: {name: dbi.loadgen.%d, hugepages: auto}\n  threads: {processors: %ld}\n"
 	         "  rings: {points: %ld}\n",
-	         targets, series, rate, threads, batch, timeout, (int)getpid(), processors, ring);
+	         targets, series, rate, threads, batchproc, (unsigned long long)(dur_ns / 10 / DBI_NSEC_PER_MSEC),
+	         chain, (int)getpid(), processors, ring);
 	struct dbi_errbuf err;
 	struct dbi_config *cfg = NULL;
 	dbi_err_clear(&err);

@@ -24,7 +24,18 @@ static const struct dbi_stat_def nop_stats[] = {
         [N_NSTATS] = {NULL, 0, NULL},
 };
 
-static const struct dbi_conf_key nop_keys[] = {DBI_CONF_END};
+struct nop_cfg {
+	uint64_t latency_warmup;
+};
+
+static const struct dbi_conf_key nop_keys[] = {
+        {.name = "latency_warmup",
+         .type = DBI_CT_DURATION,
+         .offset = offsetof(struct nop_cfg, latency_warmup),
+         .def = "0s",
+         .doc = "leave latencies out of the quantiles for this long after the first batch (benchmarks)"},
+        DBI_CONF_END,
+};
 
 /* Log-linear buckets: 8 sub-buckets per power of two, from 1 ns to ~2^40 ns. */
 #define SUB 8
@@ -32,6 +43,7 @@ static const struct dbi_conf_key nop_keys[] = {DBI_CONF_END};
 
 struct nop {
 	struct dbi_stats *st;
+	uint64_t warmup_ns, first_ns;
 	uint64_t hist[NB];
 	uint64_t count, max;
 	uint64_t last_pub;
@@ -74,6 +86,7 @@ static int nop_create(const struct dbi_inst *inst, void **state, struct dbi_errb
 		return DBI_ERR;
 	}
 	n->st = inst->stats;
+	n->warmup_ns = ((const struct nop_cfg *)inst->cfg)->latency_warmup;
 	*state = n;
 	return DBI_OK;
 }
@@ -97,7 +110,12 @@ static int nop_consume(void *state, struct dbi_batch *b, struct dbi_next *next)
 	struct nop *n = state;
 	uint64_t now = dbi_mono_ns(), seqs = 0;
 	(void)next;
-	for (uint32_t i = 0; i < b->npts; i++) {
+	if (n->first_ns == 0)
+		n->first_ns = now;
+	int measure = now - n->first_ns >= n->warmup_ns;
+	for (uint32_t i = 0; i < b->npts && !measure; i++)
+		seqs += b->pts[i].seq;
+	for (uint32_t i = 0; i < b->npts && measure; i++) {
 		const struct dbi_point *p = &b->pts[i];
 		uint64_t lat = now > p->ingest_ns ? now - p->ingest_ns : 0;
 		n->hist[bucket_of(lat)]++;
@@ -107,7 +125,8 @@ static int nop_consume(void *state, struct dbi_batch *b, struct dbi_next *next)
 	}
 	for (uint32_t i = 0; i < b->nrecs; i++)
 		seqs += b->recs[i]->seq;
-	n->count += b->npts;
+	if (measure)
+		n->count += b->npts;
 	dbi_stats_add(n->st, N_POINTS, b->npts);
 	dbi_stats_add(n->st, N_RECORDS, b->nrecs);
 	dbi_stats_add(n->st, N_BATCHES, 1);
@@ -139,6 +158,7 @@ const struct dbi_component dbi_exporter_nop = {
         .signals = DBI_SIG_METRICS | DBI_SIG_LOGS | DBI_SIG_TRACES,
         .doc = "discards everything, counting it and measuring pipeline latency (benchmarks, tests)",
         .keys = nop_keys,
+        .conf_size = sizeof(struct nop_cfg),
         .stats = nop_stats,
         .create = nop_create,
         .destroy = nop_destroy,

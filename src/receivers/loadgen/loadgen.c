@@ -384,11 +384,17 @@ static int loadgen_run(void *state, struct dbi_rctx *c)
 			circuits_tick(lg, c, me, nthr);
 			next_circuits = now + cfg->ct_interval;
 		}
-		uint64_t due = rate ? (uint64_t)((__uint128_t)(now - t0) * rate / DBI_NSEC_PER_SEC) : emitted + 4096;
+		/*
+		 * Pace in whole bursts: what is due at the last burst boundary goes out at once,
+		 * then the thread sleeps to the next boundary. Emitting whatever trickled due
+		 * since the last loop would wake the processor thread for a handful of points.
+		 */
+		uint64_t elapsed = now - t0, boundary = elapsed - elapsed % burst;
+		uint64_t due = rate ? (uint64_t)((__uint128_t)boundary * rate / DBI_NSEC_PER_SEC) : emitted + 4096;
 		if (max && due > max)
 			due = max;
 		if (due <= emitted) {
-			if (dbi_rctx_sleep_until(c, now + burst) == DBI_DONE)
+			if (dbi_rctx_sleep_until(c, t0 + boundary + burst) == DBI_DONE)
 				break;
 			continue;
 		}
