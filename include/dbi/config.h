@@ -36,6 +36,13 @@ enum dbi_conf_type {
 	DBI_CT_LIST,     /* struct dbi_list: sequence of mappings, each parsed with .sub */
 	DBI_CT_ENDPOINT, /* struct dbi_endpoint: "host:port", "[v6]:port", ":port" */
 	DBI_CT_PERCENT,  /* double in [0,100] */
+	/*
+	 * struct dbi_list: a mapping of arbitrary names to sub-mappings, each element filled
+	 * by .sub; the element's first field is a `char *name` that gets the key:
+	 * `metrics: {postgresql.blks_hit: {enabled: true}}`. Keys are taken literally (dots
+	 * included); a null value gives an element with its defaults.
+	 */
+	DBI_CT_KEYED_LIST,
 };
 
 #define DBI_CK_REQUIRED 0x1 /* must be present (after env expansion, non-empty) */
@@ -71,8 +78,8 @@ struct dbi_conf_key {
 	unsigned flags;                 /* DBI_CK_* */
 	const char *choices;            /* DBI_CT_ENUM: "basic|normal|detailed" */
 	double min, max;                /* numeric range when min < max (INT, DOUBLE, DURATION in s, SIZE) */
-	const struct dbi_conf_key *sub; /* DBI_CT_LIST: keys of each element; NULL-name terminated */
-	size_t elem_size;               /* DBI_CT_LIST: sizeof one element */
+	const struct dbi_conf_key *sub; /* DBI_CT_LIST, _KEYED_LIST: keys of each element; NULL-name terminated */
+	size_t elem_size;               /* DBI_CT_LIST, _KEYED_LIST: sizeof one element */
 	/*
 	 * Optional syntax check of the stored field (e.g. "a power of two", "a CPU list"),
 	 * run after the value is parsed, for defaults too. On DBI_ERR, why says what is
@@ -177,6 +184,17 @@ struct dbi_conf_component *dbi_config_find_kind(const struct dbi_config *cfg, in
 int dbi_conf_defaults(const struct dbi_conf_key *keys, void *dst, struct dbi_errbuf *err);
 /* Free what a map allocated inside dst (strings, lists), not dst itself. */
 void dbi_conf_release(const struct dbi_conf_key *keys, void *dst);
+
+/*
+ * Fill *out from a standalone YAML file holding a list of mappings, each parsed with
+ * sub (elements of elem_size bytes), as a DBI_CT_LIST key would be: defaults, env
+ * expansion, unknown keys and bad values reported as "file:line:col: message". For
+ * lists kept outside the main config (a fleet's targets file). On error *out is
+ * untouched; release a filled list with dbi_conf_list_release.
+ */
+int dbi_conf_load_list_file(const char *path, const struct dbi_conf_key *sub, size_t elem_size, struct dbi_list *out,
+                            struct dbi_errbuf *err);
+void dbi_conf_list_release(const struct dbi_conf_key *sub, size_t elem_size, struct dbi_list *l);
 
 /* Print every component and key (with type, default, doc) from the maps. */
 void dbi_config_print_help(FILE *out, const struct dbi_component *const *registry);

@@ -82,9 +82,9 @@ static void walk(FILE *out, const struct dbi_conf_key *keys, const char *prefix,
 			describe(k, doc, sizeof(doc));
 			fprintf(out, "      %-*s  %-*s  %-*s  %s\n", w->name, name, w->type, type, w->def, def, doc);
 		}
-		if (k->type == DBI_CT_LIST && k->sub && depth < 4) {
+		if ((k->type == DBI_CT_LIST || k->type == DBI_CT_KEYED_LIST) && k->sub && depth < 4) {
 			char sub[520];
-			snprintf(sub, sizeof(sub), "%s[].", name);
+			snprintf(sub, sizeof(sub), k->type == DBI_CT_LIST ? "%s[]." : "%s.<name>.", name);
 			walk(out, k->sub, sub, w, depth + 1);
 		}
 	}

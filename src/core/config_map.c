@@ -48,6 +48,8 @@ const char *dbi_conf_type_name(enum dbi_conf_type t)
 		return "host:port";
 	case DBI_CT_PERCENT:
 		return "percent";
+	case DBI_CT_KEYED_LIST:
+		return "{name: {...}}";
 	}
 	return "?";
 }
@@ -74,6 +76,7 @@ static size_t field_size(enum dbi_conf_type t)
 	case DBI_CT_STRMAP:
 		return sizeof(struct dbi_strmap);
 	case DBI_CT_LIST:
+	case DBI_CT_KEYED_LIST:
 		return sizeof(struct dbi_list);
 	case DBI_CT_ENDPOINT:
 		return sizeof(struct dbi_endpoint);
@@ -83,7 +86,7 @@ static size_t field_size(enum dbi_conf_type t)
 
 static bool is_collection(enum dbi_conf_type t)
 {
-	return t == DBI_CT_STRLIST || t == DBI_CT_STRMAP || t == DBI_CT_LIST;
+	return t == DBI_CT_STRLIST || t == DBI_CT_STRMAP || t == DBI_CT_LIST || t == DBI_CT_KEYED_LIST;
 }
 
 static void *field_of(void *dst, const struct dbi_conf_key *k)
@@ -120,18 +123,31 @@ static void release_field(const struct dbi_conf_key *k, void *f)
 		m->n = 0;
 		break;
 	}
-	case DBI_CT_LIST: {
+	case DBI_CT_LIST:
+		dbi_conf_list_release(k->sub, k->elem_size, f);
+		break;
+	case DBI_CT_KEYED_LIST: {
 		struct dbi_list *l = f;
-		for (size_t i = 0; i < l->n; i++)
-			dbi_conf_release(k->sub, (char *)l->items + i * k->elem_size);
-		free(l->items);
-		l->items = NULL;
-		l->n = 0;
+		for (size_t i = 0; i < l->n; i++) {
+			char **name = (char **)(void *)((char *)l->items + i * k->elem_size);
+			free(*name);
+			*name = NULL;
+		}
+		dbi_conf_list_release(k->sub, k->elem_size, f);
 		break;
 	}
 	default:
 		break;
 	}
+}
+
+void dbi_conf_list_release(const struct dbi_conf_key *sub, size_t elem_size, struct dbi_list *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		dbi_conf_release(sub, (char *)l->items + i * elem_size);
+	free(l->items);
+	l->items = NULL;
+	l->n = 0;
 }
 
 void dbi_conf_release(const struct dbi_conf_key *keys, void *dst)
@@ -487,6 +503,58 @@ static int set_list(struct dbi_cctx *cx, const struct dbi_conf_key *k, void *f, 
 	return v->n ? DBI_VAL_SET : DBI_VAL_EMPTY;
 }
 
+static int set_keyed_list(struct dbi_cctx *cx, const struct dbi_conf_key *k, void *f, const struct dbi_cnode *v,
+                          const char *path)
+{
+	struct dbi_list *l = f;
+	size_t np;
+	char *items;
+	char ipath[DBI_PATH_MAX];
+	int before = cx->nerr;
+
+	if (v->kind != DBI_CN_MAP) {
+		if (v->kind == DBI_CN_SCALAR && (v->null || !v->s[0]))
+			return DBI_VAL_EMPTY;
+		dbi_cerr(cx, v->line, v->col,
+		         "%s: expected a mapping of names to settings (name: {key: value}), not a %s", path,
+		         kind_word(v));
+		return DBI_VAL_BAD;
+	}
+	/* the name lives in the element's first field: the struct must start with it */
+	if (!k->sub || k->elem_size < sizeof(char *)) {
+		dbi_cerr(cx, v->line, v->col, "%s: keyed list key has no element map (.sub/.elem_size)", path);
+		return DBI_VAL_BAD;
+	}
+	np = dbi_cnode_pairs(v);
+	items = calloc(np ? np : 1, k->elem_size);
+	if (!items) {
+		dbi_cerr(cx, 0, 0, "out of memory");
+		return DBI_VAL_BAD;
+	}
+	for (size_t i = 0; i < np; i++) {
+		const struct dbi_cnode *kn = dbi_cnode_key(v, i), *it = dbi_cnode_val(v, i);
+		char *elem = items + i * k->elem_size;
+		join(ipath, path, kn->s);
+		if (!dbi_cnode_is_null(it) && it->kind != DBI_CN_MAP) {
+			dbi_cerr(cx, it->line, it->col, "%s: expected a mapping (key: value), not a %s", ipath,
+			         kind_word(it));
+			apply_defaults(cx, k->sub, elem, ipath);
+		} else {
+			dbi_conf_load_map(cx, k->sub, elem, it, ipath, NULL, kn->line, kn->col);
+		}
+		/* after the sub-map: its defaults zero every field it names, never the name */
+		*(char **)(void *)elem = strdup(kn->s);
+		if (!*(char **)(void *)elem)
+			dbi_cerr(cx, 0, 0, "out of memory");
+	}
+	release_field(k, f);
+	l->items = items;
+	l->n = np;
+	if (cx->nerr != before)
+		return DBI_VAL_BAD;
+	return np ? DBI_VAL_SET : DBI_VAL_EMPTY;
+}
+
 static int set_value(struct dbi_cctx *cx, const struct dbi_conf_key *k, void *dst, const struct dbi_cnode *v,
                      const char *path)
 {
@@ -503,6 +571,9 @@ static int set_value(struct dbi_cctx *cx, const struct dbi_conf_key *k, void *ds
 		break;
 	case DBI_CT_LIST:
 		rc = set_list(cx, k, f, v, path);
+		break;
+	case DBI_CT_KEYED_LIST:
+		rc = set_keyed_list(cx, k, f, v, path);
 		break;
 	default:
 		rc = set_scalar(cx, k, f, v, path);
@@ -701,4 +772,54 @@ void dbi_conf_load_map(struct dbi_cctx *cx, const struct dbi_conf_key *keys, voi
 		if ((keys[i].flags & DBI_CK_REQUIRED) && !fl.seen[i])
 			dbi_cerr(cx, line, col, "missing required key '%s' in %s", keys[i].name, path);
 	free(fl.seen);
+}
+
+/* ---- a list of mappings in a file of its own ---- */
+
+int dbi_conf_load_list_file(const char *path, const struct dbi_conf_key *sub, size_t elem_size, struct dbi_list *out,
+                            struct dbi_errbuf *err)
+{
+	struct dbi_errbuf local;
+	struct dbi_cctx cx = {.file = path};
+	struct dbi_cnode *root = NULL;
+	struct dbi_list tmp = {0};
+	struct dbi_conf_key k = {.name = "targets", .type = DBI_CT_LIST, .sub = sub, .elem_size = elem_size};
+	char *text = NULL;
+	long len;
+	FILE *f;
+
+	dbi_err_clear(&local);
+	cx.err = err ? err : &local;
+	f = fopen(path, "rb");
+	if (!f || fseek(f, 0, SEEK_END) != 0 || (len = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0 ||
+	    len > (64L << 20)) {
+		dbi_cerr(&cx, 0, 0, "cannot read the file (missing, unreadable or over 64 MiB)");
+		goto fail;
+	}
+	text = malloc((size_t)len + 1);
+	if (!text || fread(text, 1, (size_t)len, f) != (size_t)len) {
+		dbi_cerr(&cx, 0, 0, "cannot read the file");
+		goto fail;
+	}
+	text[len] = '\0';
+	if (dbi_cnode_parse(&cx, text, (size_t)len, &root) != DBI_OK)
+		goto fail;
+	dbi_cnode_expand_env(&cx, root);
+	if (root && !dbi_cnode_is_null(root))
+		set_list(&cx, &k, &tmp, root, "targets");
+	if (cx.nerr)
+		goto fail;
+	dbi_cnode_free(root);
+	free(text);
+	fclose(f);
+	*out = tmp;
+	return DBI_OK;
+fail:
+	dbi_conf_list_release(sub, elem_size, &tmp);
+	dbi_cctx_finish(&cx);
+	dbi_cnode_free(root);
+	free(text);
+	if (f)
+		fclose(f);
+	return DBI_ERR;
 }
