@@ -8,6 +8,7 @@
 
 extern const struct dbi_component dbi_receiver_loadgen;
 extern const struct dbi_component dbi_receiver_otlp;
+extern const struct dbi_component dbi_receiver_postgresql;
 extern const struct dbi_component dbi_processor_batch;
 extern const struct dbi_component dbi_processor_memory_limiter;
 extern const struct dbi_component dbi_processor_cumulativetodelta;
@@ -22,6 +23,7 @@ extern const struct dbi_component dbi_extension_health_check;
 const struct dbi_component *const dbi_components[] = {
         &dbi_receiver_loadgen,
         &dbi_receiver_otlp,
+        &dbi_receiver_postgresql,
         &dbi_processor_batch,
         &dbi_processor_memory_limiter,
         &dbi_processor_cumulativetodelta,

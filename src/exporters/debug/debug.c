@@ -3,8 +3,11 @@
  * verbosity basic: one line per batch with counts; normal: one line per point or record;
  * detailed: every point with its resource, scope, timestamps and type. It is how a new
  * user sees the collector working, so the output is meant to be read by people.
+ * `format: json` writes one JSON object per point instead (name, unit, type, value,
+ * timestamps, attributes, resource), for tests and scripts that check what was exported.
  */
 #include <inttypes.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +25,7 @@
 struct debug_cfg {
 	int verbosity;
 	int output;
+	int format;
 };
 
 enum { V_BASIC, V_NORMAL, V_DETAILED };
@@ -39,6 +43,12 @@ static const struct dbi_conf_key debug_keys[] = {
          .def = "stdout",
          .choices = "stdout|stderr",
          .doc = "where to write"},
+        {.name = "format",
+         .type = DBI_CT_ENUM,
+         .offset = offsetof(struct debug_cfg, format),
+         .def = "text",
+         .choices = "text|json",
+         .doc = "text for people; json: one object per point per line (verbosity ignored)"},
         DBI_CONF_END,
 };
 
@@ -240,12 +250,87 @@ static void print_record(struct debug *d, const struct dbi_rec_hdr *h)
 	}
 }
 
+/* A JSON string: attribute keys and values come from outside and may hold anything. */
+static void json_str(struct debug *d, const char *s, size_t n)
+{
+	emit(d, "\"");
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c == '"' || c == '\\')
+			emit(d, "\\%c", c);
+		else if (c < 0x20)
+			emit(d, "\\u%04x", c);
+		else
+			emit(d, "%c", c);
+	}
+	emit(d, "\"");
+}
+
+static void json_attrs(struct debug *d, uint32_t id)
+{
+	const struct dbi_attrset *a = dbi_attrs_get(d->reg, id);
+	struct dbi_attr_iter it;
+	struct dbi_attr at;
+	int first = 1;
+	emit(d, "{");
+	if (a) {
+		dbi_attrs_iter_init(&it, a->enc, a->len);
+		while (dbi_attrs_next(&it, &at)) {
+			emit(d, "%s", first ? "" : ",");
+			first = 0;
+			json_str(d, at.key, at.klen ? at.klen : strlen(at.key));
+			emit(d, ":");
+			if (at.type == DBI_AT_STR)
+				json_str(d, at.v.s, at.vlen);
+			else if (at.type == DBI_AT_INT)
+				emit(d, "%" PRId64, at.v.i);
+			else if (at.type == DBI_AT_DOUBLE)
+				emit(d, "%.17g", at.v.d);
+			else if (at.type == DBI_AT_BOOL)
+				emit(d, "%s", at.v.b ? "true" : "false");
+			else
+				emit(d, "null");
+		}
+	}
+	emit(d, "}");
+}
+
+static void json_point(struct debug *d, const struct dbi_point *p)
+{
+	const struct dbi_series *s = dbi_series_get(d->reg, p->series);
+	const struct dbi_metric *m = s ? dbi_metric_get(d->reg, s->metric) : NULL;
+	if (!m)
+		return;
+	emit(d, "{\"metric\":");
+	json_str(d, m->name, strlen(m->name));
+	emit(d, ",\"unit\":");
+	json_str(d, m->unit ? m->unit : "", m->unit ? strlen(m->unit) : 0);
+	emit(d, ",\"type\":\"%s\",\"monotonic\":%s,\"double\":%s,\"value\":", m->kind == DBI_MK_SUM ? "sum" : "gauge",
+	     m->monotonic ? "true" : "false", (p->flags & DBI_PF_DOUBLE) ? "true" : "false");
+	if (p->flags & DBI_PF_NOVALUE)
+		emit(d, "null");
+	else if (p->flags & DBI_PF_DOUBLE)
+		emit(d, "%.17g", isfinite(p->v.d) ? p->v.d : 0.0);
+	else
+		emit(d, "%" PRId64, p->v.i);
+	emit(d, ",\"time\":%" PRIu64 ",\"start\":%" PRIu64 ",\"attributes\":", p->time_ns, p->start_ns);
+	json_attrs(d, s->attrs);
+	emit(d, ",\"resource\":");
+	json_attrs(d, s->resource);
+	emit(d, "}\n");
+}
+
 static int debug_consume(void *state, struct dbi_batch *b, struct dbi_next *next)
 {
 	struct debug *d = state;
 	char ts[40];
 	(void)next;
 	d->len = 0;
+	if (d->cfg->format == 1) {
+		for (uint32_t i = 0; i < b->npts; i++)
+			json_point(d, &b->pts[i]);
+		goto out;
+	}
 	emit(d, "%s %s: %u points, %u records\n", dbi_fmt_time(dbi_wall_ns(), ts, sizeof(ts)),
 	     dbi_signal_name(b->signal), b->npts, b->nrecs);
 	if (d->cfg->verbosity != V_BASIC) {
@@ -254,6 +339,7 @@ static int debug_consume(void *state, struct dbi_batch *b, struct dbi_next *next
 		for (uint32_t i = 0; i < b->nrecs; i++)
 			print_record(d, b->recs[i]);
 	}
+out:
 	fwrite(d->buf, 1, d->len, d->out);
 	fflush(d->out);
 	dbi_stats_add(d->st, D_POINTS, b->npts);
