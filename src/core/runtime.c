@@ -845,11 +845,10 @@ static int reload_in_place(struct dbi_runtime *rt, const struct dbi_config *cfg,
 			if (d->reconfigure(list[k]->state, nc->cfg, err) != DBI_OK)
 				return DBI_ERR;
 			list[k]->inst.cfg = nc->cfg;
-			list[k]->cc = nc;
 		}
 		DBI_LOGI("runtime", "component reconfigured in place", "component=%s", nc->id);
 	}
-	/* unchanged components now point at the new config's copies too */
+	/* every instance now points at the new config's copy (the changed ones were only reconfigured above) */
 	for (unsigned r = 0; r < rt->nreceivers; r++)
 		rt->receivers[r].cc = &cfg->components[rt->receivers[r].cc - old->components];
 	for (unsigned e = 0; e < rt->nexporters; e++)

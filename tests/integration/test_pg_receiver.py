@@ -1,0 +1,476 @@
+#!/usr/bin/python3
+"""test_pg_receiver.py - the postgresql receiver against real PostgreSQL 15 clusters, through the
+real dbi-collector binary and its debug exporter (format: json):
+
+- every metric (OTel default and optional, dbi's own) is exported with the right unit, type,
+  value type, point attributes and resource attributes;
+- under a pgbench workload, then with the workload stopped, every exported counter of the
+  workload's database and tables equals what a direct SQL query reads (exactly when the value did
+  not move between the reads before and after the scrape; otherwise within those reads), sizes
+  within 2 %;
+- databases are discovered (and excluded); a table under ACCESS EXCLUSIVE lock is skipped without
+  blocking the scrape; pg_stat_statements missing turns one group off with one log line; an
+  unprivileged role gets everything it may read; the receiver reconnects after a restart;
+  SIGHUP and the targets file add and remove targets without a restart.
+"""
+
+import os
+import subprocess
+import sys
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "support"))
+sys.dont_write_bytecode = True
+
+from pgcluster import PgCluster, wait_until  # noqa: E402
+from dbicollector import Collector, receiver_config  # noqa: E402
+
+SERVER, DB, TABLE, INDEX = "server", "db", "table", "index"
+RES_KEYS = {
+    SERVER: set(),
+    DB: {"postgresql.database.name"},
+    TABLE: {"postgresql.database.name", "postgresql.schema.name", "postgresql.table.name"},
+    INDEX: {"postgresql.database.name", "postgresql.schema.name", "postgresql.table.name", "postgresql.index.name"},
+}
+BASE_RES = {"server.address", "server.port", "service.instance.id"}
+
+# name: (unit, type, monotonic, double, point attribute keys, resource level, enabled by default)
+# The OTel postgresqlreceiver's metrics (its metadata), then dbi's (docs/postgresql-metrics.md).
+EXPECTED = {
+    "postgresql.backends": ("1", "sum", False, False, set(), DB, True),
+    "postgresql.bgwriter.buffers.allocated": ("{buffers}", "sum", True, False, set(), SERVER, True),
+    "postgresql.bgwriter.buffers.writes": ("{buffers}", "sum", True, False, {"source"}, SERVER, True),
+    "postgresql.bgwriter.checkpoint.count": ("{checkpoints}", "sum", True, False, {"type"}, SERVER, True),
+    "postgresql.bgwriter.duration": ("ms", "sum", True, True, {"type"}, SERVER, True),
+    "postgresql.bgwriter.maxwritten": ("1", "sum", True, False, set(), SERVER, True),
+    "postgresql.blocks_read": ("1", "sum", True, False, {"source"}, TABLE, True),
+    "postgresql.commits": ("1", "sum", True, False, set(), DB, True),
+    "postgresql.rollbacks": ("1", "sum", True, False, set(), DB, True),
+    "postgresql.connection.max": ("{connections}", "gauge", False, False, set(), SERVER, True),
+    "postgresql.database.count": ("{databases}", "sum", False, False, set(), SERVER, True),
+    "postgresql.db_size": ("By", "sum", False, False, set(), DB, True),
+    "postgresql.index.scans": ("{scans}", "sum", True, False, set(), INDEX, True),
+    "postgresql.index.size": ("By", "gauge", False, False, set(), INDEX, True),
+    "postgresql.operations": ("1", "sum", True, False, {"operation"}, TABLE, True),
+    "postgresql.rows": ("1", "sum", False, False, {"state"}, TABLE, True),
+    "postgresql.table.count": ("{table}", "sum", False, False, set(), DB, True),
+    "postgresql.table.size": ("By", "sum", False, False, set(), TABLE, True),
+    "postgresql.table.vacuum.count": ("{vacuum}", "sum", True, False, set(), TABLE, True),
+    "postgresql.wal.age": ("s", "gauge", False, False, set(), SERVER, True),
+    "postgresql.blks_hit": ("{blks_hit}", "sum", True, False, set(), DB, False),
+    "postgresql.blks_read": ("{blks_read}", "sum", True, False, set(), DB, False),
+    "postgresql.deadlocks": ("{deadlock}", "sum", True, False, set(), DB, False),
+    "postgresql.temp_files": ("{temp_file}", "sum", True, False, set(), DB, False),
+    "postgresql.temp.io": ("By", "sum", True, False, set(), DB, False),
+    "postgresql.tup_deleted": ("{tup_deleted}", "sum", True, False, set(), DB, False),
+    "postgresql.tup_fetched": ("{tup_fetched}", "sum", True, False, set(), DB, False),
+    "postgresql.tup_inserted": ("{tup_inserted}", "sum", True, False, set(), DB, False),
+    "postgresql.tup_returned": ("{tup_returned}", "sum", True, False, set(), DB, False),
+    "postgresql.tup_updated": ("{tup_updated}", "sum", True, False, set(), DB, False),
+    "postgresql.database.locks": ("{lock}", "gauge", False, False, {"relation", "mode", "lock_type"}, DB, False),
+    "postgresql.function.calls": ("{call}", "sum", True, False, {"function"}, DB, False),
+    "postgresql.query.conflicts": ("{query}", "sum", True, False, {"postgresql.conflict.type"}, DB, False),
+    "postgresql.query.execution.time": ("s", "sum", True, True, set(), DB, False),
+    "postgresql.sequential_scans": ("{sequential_scan}", "sum", True, False, set(), TABLE, False),
+    # dbi's own
+    "postgresql.database.xid_age": ("{transaction}", "gauge", False, False, set(), DB, True),
+    "postgresql.database.multixact_age": ("{multixact}", "gauge", False, False, set(), DB, True),
+    "postgresql.table.autovacuum.count": ("{vacuum}", "sum", True, False, set(), TABLE, True),
+    "postgresql.table.analyze.count": ("{analyze}", "sum", True, False, set(), TABLE, True),
+    "postgresql.table.autoanalyze.count": ("{analyze}", "sum", True, False, set(), TABLE, True),
+    "postgresql.index.tuples.read": ("{tuple}", "sum", True, False, set(), INDEX, False),
+    "postgresql.index.tuples.fetched": ("{tuple}", "sum", True, False, set(), INDEX, False),
+    "postgresql.function.duration": ("ms", "sum", True, True, {"function", "type"}, DB, False),
+    "postgresql.locks": ("{lock}", "gauge", False, False, {"mode", "lock_type", "granted"}, SERVER, True),
+    "postgresql.activity.sessions": ("{session}", "gauge", False, False,
+                                     {"database", "state", "wait_event_type", "wait_event", "backend_type"}, SERVER,
+                                     True),
+    "postgresql.activity.blocked": ("{session}", "gauge", False, False, set(), SERVER, True),
+    "postgresql.activity.oldest_transaction.age": ("s", "gauge", False, True, set(), SERVER, True),
+    "postgresql.activity.oldest_xmin.age": ("{transaction}", "gauge", False, False, set(), SERVER, True),
+    "postgresql.connection.count": ("{connections}", "gauge", False, False, set(), SERVER, True),
+    "postgresql.connection.usage": ("1", "gauge", False, True, set(), SERVER, True),
+    "postgresql.replication_slot.retained_wal": ("By", "gauge", False, False, {"slot_name", "slot_type"}, SERVER,
+                                                 True),
+    "postgresql.replication_slot.active": ("1", "gauge", False, False, {"slot_name", "slot_type"}, SERVER, True),
+    "postgresql.replication_slot.wal_status": ("1", "gauge", False, False, {"slot_name", "wal_status"}, SERVER, True),
+    "postgresql.wal.bytes": ("By", "sum", True, False, set(), SERVER, True),
+    "postgresql.wal.records": ("{record}", "sum", True, False, set(), SERVER, True),
+    "postgresql.wal.full_page_images": ("{image}", "sum", True, False, set(), SERVER, True),
+    "postgresql.wal.buffers_full": ("{event}", "sum", True, False, set(), SERVER, True),
+    "postgresql.archiver.archived": ("{file}", "sum", True, False, set(), SERVER, True),
+    "postgresql.archiver.failed": ("{file}", "sum", True, False, set(), SERVER, True),
+    "dbi.postgresql.up": ("1", "gauge", False, False, set(), SERVER, True),
+    "dbi.postgresql.scrape.duration": ("s", "gauge", False, True, set(), SERVER, True),
+    "dbi.postgresql.group.enabled": ("1", "gauge", False, False, {"group"}, SERVER, True),
+}
+# Need a streaming standby (pg_stat_replication rows with replay positions): checked for
+# absence of errors only; PG 17-only checkpointer restartpoints likewise.
+NEEDS_STANDBY = {
+    "postgresql.replication.data_delay": ("By", "gauge", False, False, {"replication_client"}, SERVER, True),
+    "postgresql.wal.lag": ("s", "gauge", False, False, {"operation", "replication_client"}, SERVER, True),
+    "postgresql.wal.delay": ("s", "gauge", False, True, {"operation", "replication_client"}, SERVER, False),
+}
+
+SETTINGS = {"autovacuum": "off", "archive_mode": "on", "archive_command": "true", "checkpoint_timeout": "1h"}
+
+
+def all_metrics_on():
+    lines = "    metrics:\n"
+    for name, spec in list(EXPECTED.items()) + list(NEEDS_STANDBY.items()):
+        if not spec[6]:
+            lines += "      %s: {enabled: true}\n" % name
+    return lines
+
+
+def base(pg, extra="", interval="1s"):
+    return ("    endpoint: 127.0.0.1:%d\n    username: postgres\n    collection_interval: %s\n"
+            "    initial_delay: 0s\n    jitter: 0\n    reconnect: {initial_interval: 200ms, max_interval: 1s}\n"
+            % (pg.port, interval)) + extra
+
+
+def res_of(p):
+    return p["resource"]
+
+
+class ReceiverTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.pg = PgCluster(settings=SETTINGS).start()
+        pg = cls.pg
+        for db in ("app", "bench", "other"):
+            pg.sql("postgres", "CREATE DATABASE %s" % db)
+        pg.sql("app", "CREATE TABLE items (id int PRIMARY KEY, v text); "
+                      "INSERT INTO items SELECT g, md5(g::text) FROM generate_series(1, 5000) g; "
+                      "CREATE TABLE locked (id int PRIMARY KEY); INSERT INTO locked VALUES (1); "
+                      "CREATE FUNCTION bump(i int) RETURNS int LANGUAGE plpgsql AS $$BEGIN RETURN i + 1; END$$; "
+                      "SELECT bump(1); SELECT bump(2); SELECT count(*) FROM items WHERE id < 10")
+        pg.sql("postgres", "SELECT pg_create_physical_replication_slot('dbi_slot', true)")
+        pg.sql("postgres", "CREATE TABLE walgen AS SELECT g FROM generate_series(1, 1000) g; SELECT pg_switch_wal()")
+        pg.pgbench_init("bench", scale=1)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.pg.stop()
+
+    def holder(self, db, sql, seconds=60):
+        """A psql session that runs sql in a transaction and keeps it open; returns the process."""
+        ci = self.pg.conninfo(db)
+        p = subprocess.Popen([os.path.join(self.pg.bindir, "psql"), "-X", "-q", "-d", ci, "-c",
+                              "BEGIN; %s; SELECT pg_sleep(%d); COMMIT;" % (sql, seconds)],
+                             env=self.pg.client_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.addCleanup(lambda: (p.kill(), p.wait()))
+        return p
+
+    def test_catalog(self):
+        pg = self.pg
+        self.holder("app", "LOCK TABLE items IN SHARE MODE")
+        wait_until(lambda: pg.sql("postgres", "SELECT count(*) FROM pg_locks WHERE mode = 'ShareLock' AND "
+                                              "locktype = 'relation'") != "0", timeout=10)
+        with Collector(receiver_config(base(pg, all_metrics_on()))) as c:
+            names = set(EXPECTED)
+            end = time.time() + 40
+            while time.time() < end and not names <= {p["metric"] for p in c.points()}:
+                time.sleep(0.2)
+            pts = c.points()
+            self.assertTrue(c.alive(), c.log())
+        seen = {}
+        for p in pts:
+            seen.setdefault(p["metric"], []).append(p)
+        missing = sorted(names - set(seen))
+        self.assertEqual(missing, [], "metrics not exported")
+        for name, (unit, typ, mono, dbl, attrs, level, _) in EXPECTED.items():
+            for p in seen[name]:
+                self.assertEqual(p["unit"], unit, name)
+                self.assertEqual(p["type"], typ, name)
+                self.assertEqual(p["monotonic"], mono, name)
+                self.assertEqual(p["double"], dbl, name)
+                self.assertEqual(set(p["attributes"]), attrs, name)
+                self.assertEqual(set(p["resource"]), BASE_RES | RES_KEYS[level], name)
+                self.assertEqual(p["resource"]["service.instance.id"], "127.0.0.1:%d" % pg.port)
+                self.assertEqual(p["resource"]["server.port"], pg.port)
+                if typ == "sum":
+                    self.assertGreater(p["start"], 0, name)
+                    self.assertLessEqual(p["start"], p["time"], name)
+                else:
+                    self.assertEqual(p["start"], 0, name)
+        for name in NEEDS_STANDBY:
+            self.assertNotIn(name, seen, "no standby, yet %s was exported" % name)
+        # attribute values are the documented enumerations
+        enums = {("postgresql.blocks_read", "source"): {"heap_read", "heap_hit", "idx_read", "idx_hit", "toast_read",
+                                                        "toast_hit", "tidx_read", "tidx_hit"},
+                 ("postgresql.operations", "operation"): {"ins", "upd", "del", "hot_upd"},
+                 ("postgresql.rows", "state"): {"dead", "live"},
+                 ("postgresql.bgwriter.buffers.writes", "source"): {"backend", "backend_fsync", "checkpoints",
+                                                                    "bgwriter"},
+                 ("postgresql.bgwriter.checkpoint.count", "type"): {"requested", "scheduled"},
+                 ("postgresql.bgwriter.duration", "type"): {"sync", "write"},
+                 ("postgresql.query.conflicts", "postgresql.conflict.type"): {"tablespace", "lock", "snapshot",
+                                                                              "bufferpin", "deadlock"}}
+        for (name, key), values in enums.items():
+            self.assertEqual({p["attributes"][key] for p in seen[name]}, values, name)
+        # every non-template database is discovered, with its tables
+        dbs = {p["resource"]["postgresql.database.name"] for p in seen["postgresql.commits"]}
+        self.assertEqual(dbs, {"postgres", "app", "bench", "other"})
+        tables = {(p["resource"]["postgresql.database.name"], p["resource"]["postgresql.table.name"])
+                  for p in seen["postgresql.table.size"]}
+        self.assertIn(("app", "items"), tables)
+        self.assertIn(("bench", "pgbench_accounts"), tables)
+        self.assertIn(("postgres", "walgen"), tables)
+        fn = [p for p in seen["postgresql.function.calls"] if p["attributes"]["function"] == "public.bump"]
+        self.assertTrue(fn and fn[-1]["value"] == 2, fn[-1:] if fn else "no public.bump")
+        self.assertTrue(any(p["attributes"] == {"relation": "items", "mode": "ShareLock", "lock_type": "relation"}
+                            for p in seen["postgresql.database.locks"]))
+        self.assertTrue(any(p["attributes"]["slot_name"] == "dbi_slot" and p["value"] > 0
+                            for p in seen["postgresql.replication_slot.retained_wal"]))
+        self.assertEqual(seen["postgresql.connection.max"][-1]["value"], 200)
+        self.assertEqual(seen["postgresql.database.count"][-1]["value"], 4)
+        self.assertTrue(all(p["value"] == 1 for p in seen["dbi.postgresql.up"]))
+        self.assertNotIn("level=warn", c.log())
+        # our own statements are what pg_stat_statements attributes to application_name's sessions:
+        # one transaction per database per scrape, never a reconnect per scrape
+        conns = pg.sql("postgres", "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'dbi-collector'")
+        self.assertEqual(conns, "0")  # closed at exit
+
+    def test_exact_under_pgbench(self):
+        pg = self.pg
+        cfg = base(pg, "    databases: [bench]\n    metrics:\n" + "".join(
+            "      %s: {enabled: true}\n" % m for m in ("postgresql.blks_hit", "postgresql.blks_read",
+                                                      "postgresql.tup_returned", "postgresql.tup_fetched",
+                                                      "postgresql.tup_inserted", "postgresql.tup_updated",
+                                                      "postgresql.tup_deleted", "postgresql.sequential_scans")))
+        with Collector(receiver_config(cfg)) as c:
+            bench = pg.pgbench_start("bench", clients=4, jobs=2, seconds=4)
+            self.assertEqual(bench.wait(timeout=120), 0)
+            self.assertTrue(c.wait_for(lambda p: p["metric"] == "postgresql.commits", timeout=20))
+            time.sleep(1.5)  # the workload's backends have exited and flushed their counters
+            db_cols = {"postgresql.commits": "xact_commit", "postgresql.rollbacks": "xact_rollback",
+                       "postgresql.blks_hit": "blks_hit", "postgresql.blks_read": "blks_read",
+                       "postgresql.tup_returned": "tup_returned", "postgresql.tup_fetched": "tup_fetched",
+                       "postgresql.tup_inserted": "tup_inserted", "postgresql.tup_updated": "tup_updated",
+                       "postgresql.tup_deleted": "tup_deleted"}
+            tab_cols = {("postgresql.rows", "live"): "n_live_tup", ("postgresql.rows", "dead"): "n_dead_tup",
+                        ("postgresql.operations", "ins"): "n_tup_ins", ("postgresql.operations", "upd"): "n_tup_upd",
+                        ("postgresql.operations", "del"): "n_tup_del",
+                        ("postgresql.operations", "hot_upd"): "n_tup_hot_upd",
+                        ("postgresql.sequential_scans", None): "seq_scan",
+                        ("postgresql.table.vacuum.count", None): "vacuum_count"}
+
+            def direct():
+                d = pg.rows("postgres", "SELECT %s, pg_database_size('bench') FROM pg_stat_database "
+                                        "WHERE datname = 'bench'" % ", ".join(db_cols.values()))[0]
+                out = {k: int(v) for k, v in zip(db_cols, d)}
+                out["postgresql.db_size"] = int(d[-1])
+                for row in pg.rows("bench", "SELECT s.relname, %s, pg_relation_size(s.relid), "
+                                            "io.heap_blks_read, io.heap_blks_hit FROM pg_stat_user_tables s "
+                                            "JOIN pg_statio_user_tables io USING (relid)"
+                                   % ", ".join("s." + c for c in tab_cols.values())):
+                    for k, v in zip(tab_cols, row[1:]):
+                        out[(row[0],) + k] = int(v)
+                    out[(row[0], "postgresql.table.size", None)] = int(row[len(tab_cols) + 1])
+                    out[(row[0], "postgresql.blocks_read", "heap_read")] = int(row[len(tab_cols) + 2])
+                    out[(row[0], "postgresql.blocks_read", "heap_hit")] = int(row[len(tab_cols) + 3])
+                return out
+
+            before = direct()
+            t1 = time.time_ns()
+            first = c.wait_for(lambda p: p["metric"] == "postgresql.table.size" and p["time"] > t1, timeout=20)
+            self.assertIsNotNone(first, c.log())
+            scrape_time = first["time"]
+            # every table of that scrape has arrived once the next scrape starts
+            c.wait_for(lambda p: p["metric"] == "dbi.postgresql.up" and p["time"] > scrape_time, timeout=20)
+            after = direct()
+        got = {}
+        for p in c.points():
+            if p["time"] != scrape_time:
+                continue
+            r = p["resource"]
+            if r.get("postgresql.database.name") != "bench":
+                continue
+            a = p["attributes"]
+            key = a.get("state") or a.get("operation") or a.get("source")
+            if "postgresql.table.name" in r:
+                got[(r["postgresql.table.name"], p["metric"], key)] = p["value"]
+            else:
+                got[p["metric"]] = p["value"]
+        exact = 0
+        for k, v1 in before.items():
+            self.assertIn(k, got, "not exported: %s" % (k,))
+            x, v2 = got[k], after[k]
+            name = k if isinstance(k, str) else k[1]
+            if name in ("postgresql.db_size", "postgresql.table.size"):
+                self.assertLessEqual(abs(x - v1), 0.02 * v1, k)
+                continue
+            if v1 == v2:
+                self.assertEqual(x, v1, k)
+                exact += 1
+            else:  # moved by our own sessions between the reads: the scrape read in between
+                self.assertTrue(v1 <= x <= v2, "%s: %s not in [%s, %s]" % (k, x, v1, v2))
+        self.assertGreater(exact, 30)
+        # the workload really ran through what we compared
+        self.assertGreater(before[("pgbench_accounts", "postgresql.operations", "upd")], 100)
+
+    def test_locked_table_skipped(self):
+        pg = self.pg
+        with Collector(receiver_config(base(pg, "    databases: [app]\n"))) as c:
+            self.assertTrue(c.wait_for(lambda p: p["metric"] == "postgresql.table.size" and
+                                       p["resource"]["postgresql.table.name"] == "locked", timeout=20), c.log())
+            self.holder("app", "LOCK TABLE locked IN ACCESS EXCLUSIVE MODE", seconds=30)
+            self.assertTrue(wait_until(self._ael_held, timeout=10))
+            t0 = time.time_ns()
+            ups = c.wait_count(lambda p: p["metric"] == "dbi.postgresql.up" and p["time"] > t0, 4, timeout=20)
+            self.assertEqual([p["value"] for p in ups[:4]], [1, 1, 1, 1])
+            durs = [p["value"] for p in c.points() if p["metric"] == "dbi.postgresql.scrape.duration" and
+                    p["time"] > t0]
+            self.assertTrue(durs and max(durs) < 0.9, durs)  # never waited on the lock (lock_timeout is 1 s)
+            later = [p for p in c.points() if p["time"] > ups[0]["time"] and p["metric"] == "postgresql.table.size"]
+            names = {p["resource"]["postgresql.table.name"] for p in later}
+            self.assertIn("items", names)
+            self.assertNotIn("locked", names)
+            rows = [p for p in c.points() if p["time"] > ups[0]["time"] and p["metric"] == "postgresql.rows"]
+            self.assertIn("locked", {p["resource"]["postgresql.table.name"] for p in rows})
+            self.assertNotIn("lock wait gave up", c.log())
+
+    def _ael_held(self):
+        return self.pg.sql("app", "SELECT count(*) FROM pg_locks WHERE granted AND mode = 'AccessExclusiveLock' "
+                                  "AND locktype = 'relation' AND relation = (SELECT oid FROM pg_class WHERE "
+                                  "relname = 'locked')") != "0"
+
+    def test_exclude_databases(self):
+        pg = self.pg
+        with Collector(receiver_config(base(pg, "    exclude_databases: [oth*, bench]\n"))) as c:
+            self.assertTrue(c.wait_count(lambda p: p["metric"] == "dbi.postgresql.up", 2, timeout=20))
+            dbs = {p["resource"].get("postgresql.database.name") for p in c.points()}
+        self.assertEqual(dbs, {None, "postgres", "app"})
+
+
+class PrivilegeTest(unittest.TestCase):
+    def test_no_pg_stat_statements(self):
+        with PgCluster() as pg:
+            pg.sql("postgres", "DROP EXTENSION pg_stat_statements")
+            cfg = base(pg, "    metrics: {postgresql.query.execution.time: {enabled: true}}\n")
+            with Collector(receiver_config(cfg)) as c:
+                ups = c.wait_count(lambda p: p["metric"] == "dbi.postgresql.up", 3, timeout=20)
+                self.assertEqual([p["value"] for p in ups], [1] * len(ups))
+                qt = c.wait_for(lambda p: p["metric"] == "dbi.postgresql.group.enabled" and
+                                p["attributes"]["group"] == "query_time", timeout=10)
+                self.assertEqual(qt["value"], 0)
+                pts = c.points()
+                log = c.log()
+        self.assertNotIn("postgresql.query.execution.time", {p["metric"] for p in pts})
+        self.assertIn("postgresql.commits", {p["metric"] for p in pts})
+        self.assertIn("postgresql.table.count", {p["metric"] for p in pts})
+        self.assertEqual(log.count("extension pg_stat_statements is not installed"), 1, log)
+
+    def test_unprivileged_role(self):
+        with PgCluster() as pg:
+            for q in ("CREATE ROLE mon LOGIN", "CREATE DATABASE secret", "CREATE DATABASE app",
+                      "REVOKE CONNECT ON DATABASE secret FROM PUBLIC",
+                      "REVOKE EXECUTE ON FUNCTION pg_stat_statements(boolean) FROM PUBLIC"):
+                pg.sql("postgres", q)
+            pg.sql("app", "CREATE TABLE t AS SELECT 1 AS x")
+            cfg = base(pg, "    metrics: {postgresql.query.execution.time: {enabled: true}}\n").replace(
+                "username: postgres", "username: mon")
+            with Collector(receiver_config(cfg)) as c:
+                ups = c.wait_count(lambda p: p["metric"] == "dbi.postgresql.up", 3, timeout=30)
+                qt = c.wait_for(lambda p: p["metric"] == "dbi.postgresql.group.enabled" and
+                                p["attributes"]["group"] == "query_time" and p["value"] == 0, timeout=10)
+                pts = c.points()
+                log = c.log()
+        self.assertTrue(qt, log)
+        self.assertIn("GRANT pg_monitor", log)
+        self.assertEqual(log.count("metric group off: permission denied"), 1, log)
+        # everything else goes on, from the first interval on (the pipeline is re-run without the group)
+        first = min(p["time"] for p in pts if p["metric"] == "postgresql.table.size")
+        self.assertEqual(first, min(p["time"] for p in pts if p["metric"] == "postgresql.commits"))
+        by = {}
+        for p in pts:
+            by.setdefault(p["metric"], set()).add(p["resource"].get("postgresql.database.name"))
+        self.assertIn("secret", by["postgresql.commits"])      # pg_stat_database is readable
+        self.assertNotIn("secret", by["postgresql.db_size"])    # pg_database_size needs CONNECT
+        self.assertIn("app", by["postgresql.db_size"])
+        self.assertIn("app", by["postgresql.table.size"])
+        self.assertNotIn("secret", by.get("postgresql.table.count", set()))
+        self.assertIn("postgresql.bgwriter.buffers.allocated", by)
+        self.assertEqual({p["value"] for p in ups}, {1})
+        self.assertNotIn("cannot connect", log)  # secret is never tried: no CONNECT privilege
+
+
+class LifecycleTest(unittest.TestCase):
+    def test_reconnect_after_restart(self):
+        with PgCluster() as pg:
+            with Collector(receiver_config(base(pg))) as c:
+                self.assertTrue(c.wait_for(lambda p: p["metric"] == "postgresql.commits", timeout=20))
+                pg.restart()
+                t0 = time.time_ns()
+                back = c.wait_for(lambda p: p["metric"] == "postgresql.commits" and p["time"] > t0, timeout=30)
+                self.assertIsNotNone(back, c.log())
+                start_after = pg.sql("postgres", "SELECT (extract(epoch FROM pg_postmaster_start_time()) * 1e9)"
+                                                 "::bigint")
+                ups = [p for p in c.points() if p["metric"] == "dbi.postgresql.up" and p["time"] > back["time"]]
+                self.assertTrue(c.wait_for(lambda p: p["metric"] == "dbi.postgresql.up" and p["value"] == 1 and
+                                           p["time"] > back["time"], timeout=10))
+                # one session again (not one per scrape): count our backends
+                n = pg.sql("postgres", "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+                                       "'dbi-collector'")
+                del ups
+        self.assertGreaterEqual(back["start"], int(start_after) - 10**6)  # cumulative restart seen
+        self.assertLessEqual(int(n), 2)
+
+    def test_sighup_and_targets_file(self):
+        with PgCluster() as a, PgCluster() as b:
+            tf = os.path.join(a.dir, "..", "targets-%d.yaml" % os.getpid())
+            tf = os.path.abspath(tf)
+            self.addCleanup(lambda: os.path.exists(tf) and os.unlink(tf))
+            with open(tf, "w") as f:
+                f.write("[]\n")
+            common = ("    username: postgres\n    collection_interval: 500ms\n    initial_delay: 0s\n"
+                      "    jitter: 0\n    databases: [postgres]\n    targets_file: %s\n" % tf)
+
+            def targets(*pgs):
+                return "    targets:\n" + "".join("      - {endpoint: 127.0.0.1:%d, labels: {who: x%d}}\n"
+                                                  % (p.port, p.port) for p in pgs)
+
+            def inst(p):
+                return "127.0.0.1:%d" % p.port
+
+            with Collector(receiver_config(common + targets(a))) as c:
+                pid = c.proc.pid
+                self.assertTrue(c.wait_for(lambda p: p["resource"]["service.instance.id"] == inst(a), timeout=20))
+                c.reload(receiver_config(common + targets(a, b)))
+                p = c.wait_for(lambda p: p["resource"]["service.instance.id"] == inst(b), timeout=20)
+                self.assertIsNotNone(p, c.log())
+                self.assertEqual(p["resource"]["who"], "x%d" % b.port)
+                c.reload(receiver_config(common + targets(b)))
+                self.assertTrue(wait_until(lambda: "reconfigured" in c.log(), timeout=10), c.log())
+                self.assertTrue(wait_until(lambda: a.sql("postgres", "SELECT count(*) FROM pg_stat_activity "
+                                                                     "WHERE application_name = 'dbi-collector'")
+                                           == "0", timeout=10))
+                t0 = time.time_ns()
+                time.sleep(1.5)
+                recent = {q["resource"]["service.instance.id"] for q in c.points() if q["time"] > t0}
+                self.assertEqual(recent, {inst(b)})
+                # the targets file adds a, without a signal
+                with open(tf + ".new", "w") as f:
+                    f.write("- endpoint: 127.0.0.1:%d\n  labels: {from: file}\n" % a.port)
+                os.replace(tf + ".new", tf)
+                q = c.wait_for(lambda p: p["resource"]["service.instance.id"] == inst(a), timeout=20,
+                               start=len(c.points()))
+                self.assertIsNotNone(q, c.log())
+                self.assertEqual(q["resource"]["from"], "file")
+                # a broken file keeps the previous targets
+                with open(tf, "w") as f:
+                    f.write("- endpoint: [\n")
+                time.sleep(2)
+                t1 = time.time_ns()
+                time.sleep(1.2)
+                recent = {q["resource"]["service.instance.id"] for q in c.points() if q["time"] > t1}
+                self.assertEqual(recent, {inst(a), inst(b)})
+                self.assertEqual(c.proc.pid, pid)
+                self.assertIn("targets file not applied", c.log())
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
