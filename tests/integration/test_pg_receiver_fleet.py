@@ -1,0 +1,98 @@
+#!/usr/bin/python3
+"""test_pg_receiver_fleet.py - the postgresql receiver at fleet scale and over TLS, against real
+PostgreSQL 15 clusters through the real dbi-collector:
+
+- fleet: one collector (2 scraper threads) scrapes 103 targets - two clusters listening on 50
+  loopback addresses each (each address a distinct server.address / service.instance.id; a
+  PostgreSQL server listens on at most 63) plus three separate clusters - and every target is
+  scraped in every interval;
+- TLS: sslmode verify-full against a server certificate signed by a CA made for the test; a
+  collector given a different CA refuses the server.
+"""
+
+import os
+import sys
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "support"))
+sys.dont_write_bytecode = True
+
+from pgcluster import PgCluster, TempDir, make_certs  # noqa: E402
+from dbicollector import Collector, receiver_config  # noqa: E402
+
+INTERVAL = 2.0
+
+
+class FleetTest(unittest.TestCase):
+    def test_103_targets_every_interval(self):
+        a1 = ["127.0.0.%d" % i for i in range(2, 52)]
+        a2 = ["127.0.0.%d" % i for i in range(52, 102)]
+        with PgCluster(listen=a1) as big, PgCluster(listen=a2) as big2, PgCluster() as c1, PgCluster() as c2, \
+                PgCluster() as c3:
+            targets = (["%s:%d" % (a, big.port) for a in a1] + ["%s:%d" % (a, big2.port) for a in a2] +
+                       ["127.0.0.1:%d" % c.port for c in (c1, c2, c3)])
+            body = ("    username: postgres\n    collection_interval: %gs\n    initial_delay: 0s\n"
+                    "    databases: [postgres]\n    targets:\n" % INTERVAL +
+                    "".join("      - {endpoint: '%s'}\n" % t for t in targets))
+            cfg = receiver_config(body, runtime_extra="  threads: {scrapers: 2}\n")
+            with Collector(cfg) as c:
+                time.sleep(2 * INTERVAL + 1)  # connected, past the first (jittered) round
+                t0 = time.time_ns()
+                n = 4
+                time.sleep(n * INTERVAL + 1)
+                t1 = t0 + int(n * INTERVAL * 1e9)
+                pts = c.points()
+                self.assertTrue(c.alive(), c.log())
+                log = c.log()
+                conns = [int(b.sql("postgres", "SELECT count(*) FROM pg_stat_activity WHERE "
+                                               "application_name = 'dbi-collector'", host=b.tcp_host))
+                         for b in (big, big2)]
+        ups = {}
+        for p in pts:
+            if p["metric"] == "dbi.postgresql.up" and t0 <= p["time"] < t1:
+                ups.setdefault(p["resource"]["service.instance.id"], []).append(p["value"])
+        self.assertEqual(sorted(ups), sorted(targets))
+        for t in targets:
+            self.assertEqual(ups[t], [1] * n, t)
+        # every target's own numbers arrived too, under its own resource
+        commits = {p["resource"]["service.instance.id"] for p in pts
+                   if p["metric"] == "postgresql.commits" and t0 <= p["time"] < t1}
+        self.assertEqual(commits, set(targets))
+        # one persistent session per target (the maintenance database is the only one scraped)
+        self.assertEqual(conns, [50, 50])
+        self.assertNotIn("level=warn", log)
+
+
+class TlsTest(unittest.TestCase):
+    def test_verify_full(self):
+        with TempDir() as certs, TempDir() as other:
+            make_certs(certs.path, san="DNS:localhost,IP:127.0.0.1")
+            make_certs(other.path, san="DNS:localhost,IP:127.0.0.1")
+            with PgCluster(ssl_dir=certs.path, hba=["hostnossl all all 0.0.0.0/0 reject"]) as pg:
+                body = ("    endpoint: localhost:%d\n    username: postgres\n    collection_interval: 1s\n"
+                        "    initial_delay: 0s\n    jitter: 0\n    databases: [postgres]\n"
+                        "    tls: {ca_file: %s}\n" % (pg.port, os.path.join(certs.path, "ca.crt")))
+                with Collector(receiver_config(body)) as c:
+                    up = c.wait_for(lambda p: p["metric"] == "dbi.postgresql.up" and p["value"] == 1, timeout=20)
+                    self.assertIsNotNone(up, c.log())
+                    self.assertEqual(up["resource"]["service.instance.id"], "localhost:%d" % pg.port)
+                    ssl = pg.sql("postgres", "SELECT bool_and(s.ssl) FROM pg_stat_ssl s JOIN pg_stat_activity a "
+                                             "USING (pid) WHERE a.application_name = 'dbi-collector'")
+                    self.assertEqual(ssl, "t")
+                # a CA that did not sign the server's certificate: refused, never scraped
+                bad = body.replace(certs.path, other.path)
+                with Collector(receiver_config(bad)) as c:
+                    down = c.wait_for(lambda p: p["metric"] == "dbi.postgresql.up", timeout=20)
+                    time.sleep(1)
+                    pts = c.points()
+                    log = c.log()
+                self.assertIsNotNone(down)
+                self.assertEqual({p["metric"] for p in pts}, {"dbi.postgresql.up", "dbi.postgresql.scrape.duration"})
+                self.assertEqual({p["value"] for p in pts if p["metric"] == "dbi.postgresql.up"}, {0})
+                self.assertIn("certificate verify failed", log)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
