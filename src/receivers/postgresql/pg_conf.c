@@ -252,7 +252,7 @@ const struct dbi_conf_key dbi_pg_keys[] = {
          .def = "10000",
          .min = 0,
          .max = 1e9,
-         .doc = "tables (and indexes) reported per database per scrape, largest first; 0 = no limit"},
+         .doc = "tables (and indexes) reported per database per scrape; 0 = no limit"},
         DBI_CONF_END,
 };
 

@@ -1,0 +1,142 @@
+#!/usr/bin/python3
+"""pg_receiver_bench.py - what the postgresql receiver costs, measured on real PostgreSQL 15
+clusters (the test harness's throwaway clusters) with the real dbi-collector and the nop exporter.
+
+    bench/pg_receiver_bench.py --targets 100 --seconds 60
+    bench/pg_receiver_bench.py --targets 1 --dbs 4 --seconds 60      # per-database groups too
+    bench/pg_receiver_bench.py --targets 1000 --rings-points 4096 --rings-bytes 64KiB
+
+Prints one JSON object:
+  cpu_us_per_target_scrape  collector user+system CPU time / target scrapes in the window
+  db_ms_per_target_scrape   backend time (total_exec_time + total_plan_time) of the collector's own
+                            statements in pg_stat_statements (the collector connects as its own role,
+                            dbi_bench, so its rows are exactly its own) / target scrapes
+  statements_per_target_scrape, scrapes, rss_kib / rss_anon_kib / rss_shmem_kib (VmRSS split)
+Targets are loopback addresses of clusters that listen on up to 60 addresses each.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "support"))
+sys.dont_write_bytecode = True
+
+from pgcluster import PgCluster  # noqa: E402
+from dbicollector import binary_dir  # noqa: E402
+
+PER_CLUSTER = 60
+
+
+def proc_cpu_s(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_mem_kib(pid):
+    out = {}
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            if k in ("VmRSS", "RssAnon", "RssFile", "RssShmem", "VmHWM"):
+                out[k] = int(v.split()[0])
+    return out
+
+
+def scrapes(shm):
+    r = subprocess.run([os.path.join(binary_dir(), "dbi-stat"), "-n", shm, "--once", "--json"],
+                       stdout=subprocess.PIPE, text=True, check=True)
+    st = json.loads(r.stdout)["stats"]["receivers"]
+    tot = {}
+    for b in st:
+        if b["type"] == "postgresql":
+            for k, v in b["counters"].items():
+                tot[k] = tot.get(k, 0) + v["value"]
+    return tot
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--targets", type=int, default=100)
+    ap.add_argument("--dbs", type=int, default=0, help="extra databases per cluster (with pgbench tables)")
+    ap.add_argument("--interval", default="10s")
+    ap.add_argument("--seconds", type=float, default=60)
+    ap.add_argument("--scrapers", type=int, default=1)
+    ap.add_argument("--rings-points", type=int, default=0)
+    ap.add_argument("--rings-bytes", default="")
+    a = ap.parse_args()
+
+    nclusters = (a.targets + PER_CLUSTER - 1) // PER_CLUSTER
+    clusters, targets = [], []
+    try:
+        for c in range(nclusters):
+            n = min(PER_CLUSTER, a.targets - c * PER_CLUSTER)
+            addrs = ["127.%d.%d.%d" % (1 + c // 250, c % 250, i) for i in range(2, 2 + n)]
+            pg = PgCluster(listen=addrs, settings={"max_connections": str(n * (2 + a.dbs) + 20)}).start()
+            clusters.append(pg)
+            pg.sql("postgres", "CREATE ROLE dbi_bench LOGIN")
+            pg.sql("postgres", "GRANT pg_monitor TO dbi_bench")
+            for d in range(a.dbs):
+                pg.sql("postgres", "CREATE DATABASE bench%d" % d)
+                pg.pgbench_init("bench%d" % d, scale=1)
+            targets += ["%s:%d" % (x, pg.port) for x in addrs]
+        shm = "dbi.pgbench%d" % os.getpid()
+        rings = ""
+        if a.rings_points or a.rings_bytes:
+            rings = "  rings: {%s}\n" % ", ".join(
+                x for x in ("points: %d" % a.rings_points if a.rings_points else "",
+                            "bytes: %s" % a.rings_bytes if a.rings_bytes else "") if x)
+        cfg = ("receivers:\n  postgresql:\n    username: dbi_bench\n    collection_interval: %s\n"
+               "    databases: [%s]\n    targets:\n" % (a.interval, '"*"' if a.dbs else "postgres") +
+               "".join("      - {endpoint: '%s'}\n" % t for t in targets) +
+               "exporters:\n  nop:\nservice:\n  pipelines:\n    metrics: {receivers: [postgresql], exporters: [nop]}\n"
+               "runtime:\n  shm: {name: %s}\n  threads: {scrapers: %d}\n%s" % (shm, a.scrapers, rings))
+        path = "/tmp/%s.yaml" % shm
+        with open(path, "w") as f:
+            f.write(cfg)
+        coll = subprocess.Popen([os.path.join(binary_dir(), "dbi-collector"), "--config", path],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            interval_s = float(a.interval.rstrip("s"))
+            time.sleep(2 * interval_s + 3)
+            for pg in clusters:
+                pg.sql("postgres", "SELECT pg_stat_statements_reset()")
+            c0, s0 = proc_cpu_s(coll.pid), scrapes(shm)
+            time.sleep(a.seconds)
+            c1, s1 = proc_cpu_s(coll.pid), scrapes(shm)
+            mem = proc_mem_kib(coll.pid)
+            time.sleep(1.5)  # backends flush their statement counters
+            db_ms, calls = 0.0, 0
+            for pg in clusters:
+                r = pg.rows("postgres", "SELECT coalesce(sum(total_exec_time + total_plan_time), 0), "
+                                        "coalesce(sum(calls), 0) FROM pg_stat_statements "
+                                        "WHERE userid = 'dbi_bench'::regrole")
+                db_ms += float(r[0][0])
+                calls += int(r[0][1])
+        finally:
+            coll.terminate()
+            coll.wait(timeout=60)
+        n = s1["scrapes"] - s0["scrapes"]
+        print(json.dumps({
+            "targets": a.targets, "dbs_per_target": 1 + a.dbs, "interval": a.interval, "window_s": a.seconds,
+            "scrapes": n, "failures": s1["scrape_failures"] - s0["scrape_failures"],
+            "overruns": s1["dropped.scrape_overrun"] - s0["dropped.scrape_overrun"],
+            "cpu_us_per_target_scrape": round((c1 - c0) / max(n, 1) * 1e6, 1),
+            "db_ms_per_target_scrape": round(db_ms / max(n, 1), 3),
+            "statements_per_target_scrape": round(calls / max(n, 1), 1),
+            "points_per_target_scrape": round((s1["points"] - s0["points"]) / max(n, 1), 1),
+            "rss_kib": mem.get("VmRSS"), "rss_anon_kib": mem.get("RssAnon"), "rss_file_kib": mem.get("RssFile"),
+            "rss_shmem_kib": mem.get("RssShmem"), "hwm_kib": mem.get("VmHWM"),
+        }, indent=1))
+    finally:
+        for pg in clusters:
+            pg.stop()
+
+
+if __name__ == "__main__":
+    main()
