@@ -72,10 +72,10 @@ struct dbi_endpoint {
 struct dbi_conf_key {
 	const char *name; /* dotted path for nested mappings: "retry_on_failure.initial_interval" */
 	enum dbi_conf_type type;
-	unsigned flags;                 /* DBI_CK_* (next to type: no padding) */
 	size_t offset;                  /* offsetof(struct my_cfg, field) */
 	const char *def;                /* default as YAML text, parsed like user input; NULL = zero */
 	const char *doc;                /* one line for --help */
+	unsigned flags;                 /* DBI_CK_* */
 	const char *choices;            /* DBI_CT_ENUM: "basic|normal|detailed" */
 	double min, max;                /* numeric range when min < max (INT, DOUBLE, DURATION in s, SIZE) */
 	const struct dbi_conf_key *sub; /* DBI_CT_LIST, _KEYED_LIST: keys of each element; NULL-name terminated */
