@@ -38,8 +38,10 @@ class Collector:
     def __enter__(self):
         return self.start()
 
-    def __exit__(self, *exc):
-        self.stop()
+    def __exit__(self, etype, *exc):
+        rc = self.stop()
+        if etype is None and rc != 0:
+            raise AssertionError("dbi-collector exited %s; its log:\n%s" % (rc, self.log()[-4000:]))
 
     def start(self):
         with open(self.cfg_path, "w") as f:
