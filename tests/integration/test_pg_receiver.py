@@ -15,6 +15,8 @@ real dbi-collector binary and its debug exporter (format: json):
 """
 
 import os
+import pwd
+import socket
 import subprocess
 import sys
 import time
@@ -24,7 +26,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "support"))
 sys.dont_write_bytecode = True
 
-from pgcluster import PgCluster, wait_until  # noqa: E402
+from pgcluster import PgCluster, TempDir, wait_until  # noqa: E402
 from dbicollector import Collector, receiver_config  # noqa: E402
 
 SERVER, DB, TABLE, INDEX = "server", "db", "table", "index"
@@ -106,8 +108,7 @@ EXPECTED = {
     "dbi.postgresql.scrape.duration": ("s", "gauge", False, True, set(), SERVER, True),
     "dbi.postgresql.group.enabled": ("1", "gauge", False, False, {"group"}, SERVER, True),
 }
-# Need a streaming standby (pg_stat_replication rows with replay positions): checked for
-# absence of errors only; PG 17-only checkpointer restartpoints likewise.
+# Need a streaming standby (pg_stat_replication rows with replay positions): ReplicationTest.
 NEEDS_STANDBY = {
     "postgresql.replication.data_delay": ("By", "gauge", False, False, {"replication_client"}, SERVER, True),
     "postgresql.wal.lag": ("s", "gauge", False, False, {"operation", "replication_client"}, SERVER, True),
@@ -470,6 +471,58 @@ class LifecycleTest(unittest.TestCase):
                 self.assertEqual(recent, {inst(a), inst(b)})
                 self.assertEqual(c.proc.pid, pid)
                 self.assertIn("targets file not applied", c.log())
+
+
+class ReplicationTest(unittest.TestCase):
+    def test_standby(self):
+        """A real streaming standby: replication.data_delay, wal.lag and wal.delay per operation."""
+        with PgCluster() as pg, TempDir() as td:
+            sdir = os.path.join(td.path, "standby")
+            pre = []
+            if os.getuid() == 0:
+                pw = pwd.getpwnam("postgres")
+                os.chown(td.path, pw.pw_uid, pw.pw_gid)
+                pre = ["runuser", "-u", "postgres", "--"]
+            with socket.socket() as so:
+                so.bind(("127.0.0.1", 0))
+                sport = so.getsockname()[1]
+            env = pg.client_env()
+            subprocess.run(pre + [os.path.join(pg.bindir, "pg_basebackup"), "-D", sdir, "-R", "-X", "stream",
+                                  "-h", pg.host, "-p", str(pg.port), "-U", "postgres"], env=env, check=True,
+                           stdout=subprocess.DEVNULL)
+            with open(os.path.join(sdir, "postgresql.auto.conf"), "a") as f:
+                f.write("port = %d\nunix_socket_directories = '%s'\nlisten_addresses = ''\n"
+                        "hot_standby = on\n" % (sport, sdir))
+            ctl = os.path.join(pg.bindir, "pg_ctl")
+            subprocess.run(pre + [ctl, "-D", sdir, "-l", os.path.join(td.path, "standby.log"), "-w", "start"],
+                           env=env, check=True, stdout=subprocess.DEVNULL)
+            try:
+                self.assertTrue(wait_until(lambda: pg.sql("postgres", "SELECT count(*) FROM pg_stat_replication "
+                                                                      "WHERE replay_lsn IS NOT NULL") == "1",
+                                           timeout=30))
+                pg.pgbench_init("postgres", scale=1)
+                bench = pg.pgbench_start("postgres", clients=2, seconds=20)
+                cfg = base(pg, "    databases: [postgres]\n    metrics: {postgresql.wal.delay: {enabled: true}}\n")
+                with Collector(receiver_config(cfg)) as c:
+                    want = {("postgresql.wal.lag", op) for op in ("write", "flush", "replay")}
+                    want |= {("postgresql.wal.delay", op) for op in ("write", "flush", "replay")}
+                    want.add(("postgresql.replication.data_delay", None))
+
+                    def have():
+                        return {(p["metric"], p["attributes"].get("operation")) for p in c.points()}
+                    self.assertTrue(wait_until(lambda: want <= have(), timeout=30), want - have())
+                    pts = [p for p in c.points() if p["metric"] in NEEDS_STANDBY]
+                bench.kill()
+            finally:
+                subprocess.run(pre + [ctl, "-D", sdir, "-m", "immediate", "stop"], env=env, check=False,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for p in pts:
+            unit, typ, mono, dbl, attrs, level, _ = NEEDS_STANDBY[p["metric"]]
+            self.assertEqual((p["unit"], p["type"], p["monotonic"], p["double"]), (unit, typ, mono, dbl), p)
+            self.assertEqual(set(p["attributes"]), attrs, p)
+            self.assertEqual(set(p["resource"]), BASE_RES, p)
+            self.assertEqual(p["attributes"]["replication_client"], "unix")  # the standby came over the socket
+            self.assertGreaterEqual(p["value"], 0)
 
 
 if __name__ == "__main__":
