@@ -347,6 +347,28 @@ class ReceiverTest(unittest.TestCase):
         self.assertEqual(dbs, {None, "postgres", "app"})
 
 
+class StatementsTest(unittest.TestCase):
+    def test_statements_group(self):
+        """The statements group (statements.c) runs in the scrape's pipeline: per-statement metrics
+        on the metrics pipeline, query samples on a logs pipeline."""
+        with PgCluster() as pg:
+            pg.sql("postgres", "CREATE TABLE s (id int); SELECT count(*) FROM s WHERE id = 42")
+            cfg = receiver_config(base(pg, "    databases: [postgres]\n")).replace(
+                "    metrics: {receivers: [postgresql], exporters: [debug]}\n",
+                "    metrics: {receivers: [postgresql], exporters: [debug]}\n"
+                "    logs: {receivers: [postgresql], exporters: [debug]}\n")
+            with Collector(cfg) as c:
+                calls = c.wait_for(lambda p: p.get("metric") == "postgresql.statement.calls", timeout=20)
+                sample = c.wait_for(lambda p: p.get("record") == "log", timeout=20)
+                on = c.wait_for(lambda p: p.get("metric") == "dbi.postgresql.group.enabled" and
+                                p["attributes"]["group"] == "statements", timeout=10)
+        self.assertIsNotNone(calls, c.log())
+        self.assertEqual(calls["type"], "sum")
+        self.assertIsNotNone(sample)
+        self.assertEqual(sample["resource"]["service.instance.id"], "127.0.0.1:%d" % pg.port)
+        self.assertEqual(on["value"], 1)
+
+
 class PrivilegeTest(unittest.TestCase):
     def test_no_pg_stat_statements(self):
         with PgCluster() as pg:
@@ -363,7 +385,8 @@ class PrivilegeTest(unittest.TestCase):
         self.assertNotIn("postgresql.query.execution.time", {p["metric"] for p in pts})
         self.assertIn("postgresql.commits", {p["metric"] for p in pts})
         self.assertIn("postgresql.table.count", {p["metric"] for p in pts})
-        self.assertEqual(log.count("extension pg_stat_statements is not installed"), 1, log)
+        # one line per group that needs it (query_time, statements), once
+        self.assertEqual(log.count("extension pg_stat_statements is not installed"), 2, log)
 
     def test_unprivileged_role(self):
         with PgCluster() as pg:
@@ -382,7 +405,10 @@ class PrivilegeTest(unittest.TestCase):
                 log = c.log()
         self.assertTrue(qt, log)
         self.assertIn("GRANT pg_monitor", log)
-        self.assertEqual(log.count("metric group off: permission denied"), 1, log)
+        # once per group that reads pg_stat_statements (query_time, statements)
+        self.assertEqual(log.count("metric group off: permission denied"), 2, log)
+        self.assertIn("group=query_time", log)
+        self.assertIn("group=statements", log)
         # everything else goes on, from the first interval on (the pipeline is re-run without the group)
         first = min(p["time"] for p in pts if p["metric"] == "postgresql.table.size")
         self.assertEqual(first, min(p["time"] for p in pts if p["metric"] == "postgresql.commits"))

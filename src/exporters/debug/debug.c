@@ -48,7 +48,7 @@ static const struct dbi_conf_key debug_keys[] = {
          .offset = offsetof(struct debug_cfg, format),
          .def = "text",
          .choices = "text|json",
-         .doc = "text for people; json: one object per point per line (verbosity ignored)"},
+         .doc = "text for people; json: one object per point, histogram or log/span record per line"},
         DBI_CONF_END,
 };
 
@@ -320,6 +320,43 @@ static void json_point(struct debug *d, const struct dbi_point *p)
 	emit(d, "}\n");
 }
 
+static void json_record(struct debug *d, const struct dbi_rec_hdr *h)
+{
+	if (h->type == DBI_REC_HIST) {
+		const struct dbi_hist_rec *r = (const struct dbi_hist_rec *)h;
+		const struct dbi_series *s = dbi_series_get(d->reg, r->series);
+		const struct dbi_metric *m = s ? dbi_metric_get(d->reg, s->metric) : NULL;
+		const double *bounds = (const double *)(const void *)(r + 1);
+		const uint64_t *counts = (const uint64_t *)(const void *)(bounds + r->nbounds);
+		if (!m)
+			return;
+		emit(d, "{\"metric\":");
+		json_str(d, m->name, strlen(m->name));
+		emit(d, ",\"unit\":");
+		json_str(d, m->unit ? m->unit : "", m->unit ? strlen(m->unit) : 0);
+		emit(d, ",\"type\":\"histogram\",\"count\":%" PRIu64 ",\"sum\":%.17g,\"bounds\":[", r->count,
+		     isfinite(r->sum) ? r->sum : 0.0);
+		for (unsigned i = 0; i < r->nbounds; i++)
+			emit(d, "%s%.17g", i ? "," : "", bounds[i]);
+		emit(d, "],\"counts\":[");
+		for (unsigned i = 0; i <= r->nbounds; i++)
+			emit(d, "%s%" PRIu64, i ? "," : "", counts[i]);
+		emit(d, "],\"time\":%" PRIu64 ",\"start\":%" PRIu64 ",\"attributes\":", r->time_ns, r->start_ns);
+		json_attrs(d, s->attrs);
+		emit(d, ",\"resource\":");
+		json_attrs(d, s->resource);
+		emit(d, "}\n");
+		return;
+	}
+	if (h->type == DBI_REC_LOG || h->type == DBI_REC_SPAN) {
+		const struct dbi_otlp_rec *r = (const struct dbi_otlp_rec *)h;
+		emit(d, "{\"record\":\"%s\",\"time\":%" PRIu64 ",\"bytes\":%u,\"resource\":",
+		     h->type == DBI_REC_LOG ? "log" : "span", r->time_ns, r->pb_len);
+		json_attrs(d, r->resource);
+		emit(d, "}\n");
+	}
+}
+
 static int debug_consume(void *state, struct dbi_batch *b, struct dbi_next *next)
 {
 	struct debug *d = state;
@@ -329,6 +366,8 @@ static int debug_consume(void *state, struct dbi_batch *b, struct dbi_next *next
 	if (d->cfg->format == 1) {
 		for (uint32_t i = 0; i < b->npts; i++)
 			json_point(d, &b->pts[i]);
+		for (uint32_t i = 0; i < b->nrecs; i++)
+			json_record(d, b->recs[i]);
 		goto out;
 	}
 	emit(d, "%s %s: %u points, %u records\n", dbi_fmt_time(dbi_wall_ns(), ts, sizeof(ts)),

@@ -52,7 +52,34 @@ struct pg_thread {
 	uint64_t file_check;
 	struct pg_db **grave; /* databases dropped during an event batch, freed after it */
 	size_t ngrave, capgrave;
+	struct dbi_qfp_cache *qfp; /* query fingerprints, shared by this thread's targets */
+	uint32_t next_tag;
 };
+
+/* ---- the statements group: statements.c's output goes into this thread's rings ---- */
+
+static int pgss_point(void *ctx, struct dbi_point *p, uint64_t route)
+{
+	struct pg_thread *th = ctx;
+	if (dbi_rctx_emit_point(th->rctx, p, route) != DBI_OK) {
+		dbi_stats_add(th->st, PGS_DROP_RING_FULL, 1);
+		return DBI_AGAIN;
+	}
+	dbi_stats_add(th->st, PGS_POINTS, 1);
+	return DBI_OK;
+}
+
+static void *pgss_reserve(void *ctx, uint32_t type, uint32_t len, uint64_t route)
+{
+	struct pg_thread *th = ctx;
+	return dbi_rctx_reserve_record(th->rctx, type, len, route);
+}
+
+static void pgss_commit(void *ctx, void *rec)
+{
+	struct pg_thread *th = ctx;
+	dbi_rctx_commit_record(th->rctx, rec);
+}
 
 static const struct pg_cfg *cfg_of(const struct dbi_pg *pg)
 {
@@ -169,57 +196,6 @@ struct pg_db *dbi_pg_db_get(struct pg_sctx *x, const char *name, bool create)
 	return db;
 }
 
-/* ---- the statements hook's view (pg_hook.h) ---- */
-
-uint32_t dbi_pg_scrape_db_resource(struct dbi_pg_scrape *xs, const char *db)
-{
-	struct pg_sctx *x = xs->priv;
-	struct pg_db *d = dbi_pg_db_get(x, db, true);
-	return d ? d->res : 0;
-}
-
-int dbi_pg_scrape_emit(struct dbi_pg_scrape *xs, uint32_t metric_id, uint32_t resource_id, uint32_t attrs, int kind,
-                       bool is_double, int64_t i, double d, uint64_t start_ns)
-{
-	struct pg_sctx *x = xs->priv;
-	uint32_t sid = dbi_series_intern(x->pg->reg, metric_id, resource_id, x->pg->scope, attrs);
-	if (!sid) {
-		dbi_stats_add(x->th->st, PGS_DROP_SERIES_LIMIT, 1);
-		return DBI_ERR;
-	}
-	struct dbi_point p = {.time_ns = x->now, .series = sid, .kind = kind == DBI_MK_SUM ? DBI_PK_SUM : DBI_PK_GAUGE};
-	if (kind == DBI_MK_SUM)
-		p.start_ns = start_ns ? start_ns : x->t->start_ns;
-	if (is_double) {
-		p.v.d = d;
-		p.flags = DBI_PF_DOUBLE;
-	} else {
-		p.v.i = i;
-	}
-	if (dbi_rctx_emit_point(x->th->rctx, &p, dbi_series_get(x->pg->reg, sid)->hash) != DBI_OK) {
-		dbi_stats_add(x->th->st, PGS_DROP_RING_FULL, 1);
-		return DBI_AGAIN;
-	}
-	dbi_stats_add(x->th->st, PGS_POINTS, 1);
-	return DBI_OK;
-}
-
-static void hook_view(struct pg_sctx *x, struct dbi_pg_scrape *xs)
-{
-	*xs = (struct dbi_pg_scrape){
-	        .rctx = x->th->rctx,
-	        .reg = x->pg->reg,
-	        .scope = x->pg->scope,
-	        .server_res = x->t->res_server,
-	        .server_version = x->t->ver,
-	        .time_ns = x->now,
-	        .start_ns = x->t->start_ns,
-	        .instance_id = x->t->tc->instance_id,
-	        .probe = x->t->decision == DBI_CIRCUIT_PROBE,
-	        .priv = x,
-	};
-}
-
 /* ---- sessions ---- */
 
 static void watch(struct pg_thread *th, struct pg_session *s, uint32_t ev)
@@ -310,6 +286,7 @@ static void sess_connected(struct pg_thread *th, struct pg_session *s)
 {
 	s->state = SS_IDLE;
 	s->backoff = 0;
+	s->conn_gen++;
 	s->ver = PQserverVersion(s->conn);
 	s->t->ver = s->ver;
 	PQsetNoticeProcessor(s->conn, notice_sink, NULL);
@@ -413,7 +390,7 @@ static bool group_runs(struct pg_thread *th, struct pg_target *t, int g)
 		return false;
 	if (g == PG_G_QUERY_TIME && !t->have_pgss)
 		return false;
-	if (g == PG_G_STATEMENTS && (!pg->statements || (t->hook_tried && !t->hook_state)))
+	if (g == PG_G_STATEMENTS && (!t->have_pgss || t->pgss_broken))
 		return false;
 	if (t->decision == DBI_CIRCUIT_PROBE)
 		return false; /* half-open: the server group only */
@@ -430,7 +407,7 @@ static void group_off_notes(struct pg_thread *th, struct pg_target *t)
 		int reason = OFF_NO;
 		if (!dbi_pg_group_supported(g, t->ver))
 			reason = OFF_VERSION;
-		else if (g == PG_G_QUERY_TIME && !t->have_pgss)
+		else if ((g == PG_G_QUERY_TIME || g == PG_G_STATEMENTS) && !t->have_pgss)
 			reason = OFF_EXTENSION;
 		if (reason == OFF_NO) {
 			if (t->goff[g] == OFF_VERSION || t->goff[g] == OFF_EXTENSION)
@@ -472,6 +449,70 @@ static int add_q(struct pg_session *s, const char *sql, int kind, int group, int
 		return DBI_ERR;
 	s->q[s->nq++] = (struct pg_query){.kind = (uint8_t)kind, .group = (uint8_t)group, .sub = (uint8_t)sub};
 	return DBI_OK;
+}
+
+static int add_pgss(struct pg_session *s, struct pg_target *t, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		const struct dbi_pgss_query *q = &t->pq[i];
+		if (s->nq >= PG_MAX_Q ||
+		    !PQsendQueryParams(s->conn, q->sql, q->nparams, NULL, q->nparams ? q->params : NULL, NULL, NULL,
+		                       q->result_binary))
+			return DBI_ERR;
+		s->q[s->nq++] = (struct pg_query){.kind = Q_HOOK, .group = PG_G_STATEMENTS, .sub = (uint8_t)i};
+	}
+	return DBI_OK;
+}
+
+/* Start the statements group's scrape: its first round of queries goes into this pipeline. */
+static int pgss_start(struct pg_thread *th, struct pg_session *s)
+{
+	struct pg_target *t = s->t;
+	const struct pg_cfg *cfg = cfg_of(th->pg);
+
+	if (!t->pgss) {
+		static const struct dbi_pgss_sink sink_ops = {
+		        .point = pgss_point, .reserve = pgss_reserve, .commit = pgss_commit};
+		struct dbi_pgss_sink *sink = malloc(sizeof(*sink));
+		struct dbi_errbuf err;
+		if (!th->qfp)
+			th->qfp = dbi_qfp_cache_create(4u << 20);
+		if (!sink || !th->qfp) {
+			free(sink);
+			t->pgss_broken = true;
+			return DBI_OK;
+		}
+		*sink = sink_ops;
+		sink->ctx = th;
+		struct dbi_pgss_config pc = {.reg = th->pg->reg,
+		                             .resource = t->res_server,
+		                             .scope = th->pg->scope,
+		                             .sink = sink,
+		                             .limit = (uint32_t)cfg->stmt_limit,
+		                             .max_statements = (uint32_t)cfg->stmt_max,
+		                             .cache = th->qfp,
+		                             .tag = ++th->next_tag};
+		dbi_err_clear(&err);
+		t->pgss = dbi_pgss_create(&pc, &err);
+		if (!t->pgss) {
+			free(sink);
+			t->pgss_broken = true;
+			DBI_LOGE(PG_COMP, "statements group off: cannot create its state", "target=%s error=\"%s\"",
+			         t->tc->instance_id, err.msg);
+			return DBI_OK;
+		}
+		t->pgss_sink = sink;
+		t->pgss_tag = pc.tag;
+	}
+	if (t->pgss_conn != s->conn_gen) {
+		dbi_pgss_connected(t->pgss, s->ver);
+		dbi_pgss_set_extversion(t->pgss, t->pgss_extversion);
+		t->pgss_conn = s->conn_gen;
+	}
+	dbi_pgss_begin(t->pgss, t->scrape_wall);
+	unsigned n = dbi_pgss_queries(t->pgss, t->pq, DBI_PGSS_MAX_QUERIES);
+	t->pgss_active = n > 0;
+	return add_pgss(s, t, n);
 }
 
 static int add_group(struct pg_session *s, int g)
@@ -520,20 +561,7 @@ static void sess_send(struct pg_thread *th, struct pg_session *s)
 			if (!group_runs(th, t, g))
 				continue;
 			if (g == PG_G_STATEMENTS) {
-				struct pg_sctx x;
-				struct dbi_pg_scrape xs;
-				const char *sql[DBI_PG_HOOK_MAX_SQL];
-				sctx_init(th, s, &x);
-				hook_view(&x, &xs);
-				if (!t->hook_tried) {
-					t->hook_tried = true;
-					t->hook_state = th->pg->statements->target_new(&xs);
-					if (!t->hook_state)
-						continue;
-				}
-				int n = th->pg->statements->queries(t->hook_state, &xs, sql);
-				for (int i = 0; i < n && i < DBI_PG_HOOK_MAX_SQL && rc == DBI_OK; i++)
-					rc |= add_q(s, sql[i], Q_HOOK, g, i);
+				rc |= pgss_start(th, s);
 				continue;
 			}
 			rc |= add_group(s, g);
@@ -557,6 +585,31 @@ static void sess_send(struct pg_thread *th, struct pg_session *s)
 	s->deadline = th->now + DBI_MAX(2 * cfg->statement_timeout, t->tc->interval) + DBI_NSEC_PER_SEC;
 	int f = PQflush(s->conn);
 	if (f < 0) {
+		sess_fail(th, s, DBI_CIRCUIT_FAIL, PQerrorMessage(s->conn));
+		return;
+	}
+	s->flushing = f == 1;
+	watch(th, s, s->flushing ? EPOLLIN | EPOLLOUT : EPOLLIN);
+}
+
+/* A further round of the statements group alone (query texts, names): no snapshot needed. */
+static void sess_send_pgss(struct pg_thread *th, struct pg_session *s, unsigned n)
+{
+	const struct pg_cfg *cfg = cfg_of(th->pg);
+
+	s->nq = s->qi = 0;
+	s->got = false;
+	if (add_pgss(s, s->t, n) != DBI_OK || !PQpipelineSync(s->conn)) {
+		s->t->pgss_active = false;
+		sess_fail(th, s, DBI_CIRCUIT_FAIL, PQerrorMessage(s->conn));
+		return;
+	}
+	dbi_stats_add(th->st, PGS_QUERIES, n);
+	s->state = SS_BUSY;
+	s->deadline = th->now + 2 * cfg->statement_timeout + DBI_NSEC_PER_SEC;
+	int f = PQflush(s->conn);
+	if (f < 0) {
+		s->t->pgss_active = false;
 		sess_fail(th, s, DBI_CIRCUIT_FAIL, PQerrorMessage(s->conn));
 		return;
 	}
@@ -643,18 +696,18 @@ static void handle_result(struct pg_thread *th, struct pg_session *s, const PGre
 	ExecStatusType st = PQresultStatus(r);
 	struct pg_sctx x;
 
+	if (q->kind == Q_HOOK) {
+		/* the statements module judges its own results (errors included) */
+		if (s->t->pgss && dbi_pgss_result(s->t->pgss, q->sub, r) != DBI_OK)
+			q->failed = 1;
+		return;
+	}
 	if (st == PGRES_PIPELINE_ABORTED) {
 		q->failed = 1;
 		return;
 	}
 	if (st == PGRES_FATAL_ERROR || st == PGRES_BAD_RESPONSE || st == PGRES_NONFATAL_ERROR) {
 		query_error(th, s, q, r);
-		if (q->kind == Q_HOOK && th->pg->statements && s->t->hook_state) {
-			sctx_init(th, s, &x);
-			struct dbi_pg_scrape xs;
-			hook_view(&x, &xs);
-			th->pg->statements->result(s->t->hook_state, &xs, q->sub, r);
-		}
 		return;
 	}
 	if (q->kind == Q_CTRL) {
@@ -663,13 +716,6 @@ static void handle_result(struct pg_thread *th, struct pg_session *s, const PGre
 		return;
 	}
 	sctx_init(th, s, &x);
-	if (q->kind == Q_HOOK) {
-		struct dbi_pg_scrape xs;
-		hook_view(&x, &xs);
-		if (s->t->hook_state)
-			th->pg->statements->result(s->t->hook_state, &xs, q->sub, r);
-		return;
-	}
 	if (st == PGRES_TUPLES_OK) {
 		dbi_pg_group_result(&x, q->group, q->sub, r);
 		if (q->group == PG_G_SERVER && q->sub == 0)
@@ -677,36 +723,65 @@ static void handle_result(struct pg_thread *th, struct pg_session *s, const PGre
 	}
 }
 
+static void sess_send_pgss(struct pg_thread *th, struct pg_session *s, unsigned n);
+
+/* After a pipeline with statements queries: next round, emit, or turn the group off. */
+static bool pgss_continue(struct pg_thread *th, struct pg_session *s)
+{
+	struct pg_target *t = s->t;
+	const char *msg = NULL;
+	enum dbi_pgss_status st = dbi_pgss_status(t->pgss, &msg);
+
+	if (st == DBI_PGSS_OK) {
+		unsigned n = dbi_pgss_queries(t->pgss, t->pq, DBI_PGSS_MAX_QUERIES);
+		if (n > 0) {
+			sess_send_pgss(th, s, n);
+			return true;
+		}
+		dbi_pgss_emit(t->pgss);
+	} else if (dbi_pgss_status_disables(st)) {
+		int off = st == DBI_PGSS_PRIVILEGE ? OFF_PRIVILEGE : OFF_MISSING;
+		if (t->goff[PG_G_STATEMENTS] != off)
+			DBI_LOGW(PG_COMP,
+			         st == DBI_PGSS_PRIVILEGE
+			                 ? "metric group off: permission denied (GRANT pg_monitor TO the collector's "
+			                   "role); "
+			                   "the other groups go on"
+			                 : "metric group off: pg_stat_statements is not usable (CREATE EXTENSION "
+			                   "pg_stat_statements, with it in shared_preload_libraries); the other groups "
+			                   "go on",
+			         "target=%s group=statements status=%s error=\"%.160s\"", t->tc->instance_id,
+			         dbi_pgss_status_name(st), msg ? msg : "");
+		t->goff[PG_G_STATEMENTS] = (uint8_t)off;
+		t->goff_until[PG_G_STATEMENTS] = th->now + PG_GROUP_RETRY_NS;
+		t->gerrors[PG_G_STATEMENTS][off == OFF_PRIVILEGE ? ER_PRIVILEGE : ER_MISSING]++;
+	} else {
+		t->gerrors[PG_G_STATEMENTS][ER_QUERY]++;
+		dbi_stats_add(th->st, PGS_GROUP_ERRORS, 1);
+	}
+	t->pgss_active = false;
+	return false;
+}
+
 static void pipeline_done(struct pg_thread *th, struct pg_session *s)
 {
 	struct pg_target *t = s->t;
-	bool hook_ok = true, had_hook = false;
 
 	s->state = SS_IDLE;
 	s->last_used = th->now;
-	for (int i = 0; i < s->nq; i++)
-		if (s->q[i].kind == Q_HOOK) {
-			had_hook = true;
-			hook_ok &= !s->q[i].failed;
-		}
-	if (had_hook && t->hook_state) {
-		struct pg_sctx x;
-		struct dbi_pg_scrape xs;
-		sctx_init(th, s, &x);
-		hook_view(&x, &xs);
-		th->pg->statements->done(t->hook_state, &xs, hook_ok);
-	}
 	/* a group turned itself off and aborted the groups after it: run those now */
 	if (s->sticky_err && !s->retried && s->result == DBI_CIRCUIT_OK) {
 		bool aborted = false;
 		for (int i = 0; i < s->nq; i++)
-			aborted |= s->q[i].failed && s->q[i].kind == Q_GROUP && !t->goff[s->q[i].group];
+			aborted |= s->q[i].failed && s->q[i].kind != Q_CTRL && !t->goff[s->q[i].group];
 		if (aborted) {
 			s->retried = true;
 			sess_send(th, s);
 			return;
 		}
 	}
+	if (!s->db && t->pgss_active && pgss_continue(th, s))
+		return;
 	scrape_part_done(th, s, s->result);
 }
 
@@ -801,11 +876,10 @@ static void emit_self(struct pg_thread *th, struct pg_target *t, uint64_t dur)
 	for (int g = PG_G_DATABASE; g < PG_G_COUNT; g++) {
 		if (!dbi_pg_group_on(th->pg, g))
 			continue;
-		if (g == PG_G_STATEMENTS && !th->pg->statements)
-			continue;
 		const char *kv[2] = {"group", dbi_pg_group_names[g]};
 		bool on = t->known && !t->goff[g] && dbi_pg_group_supported(g, t->ver) &&
-		          (g != PG_G_QUERY_TIME || t->have_pgss);
+		          ((g != PG_G_QUERY_TIME && g != PG_G_STATEMENTS) || t->have_pgss) &&
+		          (g != PG_G_STATEMENTS || !t->pgss_broken);
 		if (t->goff[g] && th->now >= t->goff_until[g])
 			on = true; /* will be tried again */
 		if (t->known)
@@ -982,8 +1056,11 @@ static void target_free(struct pg_thread *th, struct pg_target *t)
 		free(t->dbs[i]);
 	}
 	free(t->dbs);
-	if (t->hook_state && th->pg->statements)
-		th->pg->statements->target_free(t->hook_state);
+	if (t->pgss) {
+		dbi_pgss_release(t->pgss);
+		dbi_qfp_cache_forget(th->qfp, t->pgss_tag);
+	}
+	free(t->pgss_sink);
 	free(t);
 }
 
@@ -1083,6 +1160,8 @@ int dbi_pg_run(struct dbi_pg *pg, struct dbi_rctx *rctx)
 		free(th.grave[i]);
 	}
 	free(th.grave);
+	if (th.qfp)
+		dbi_qfp_cache_release(th.qfp);
 	for (size_t i = 0; i < th.ntg; i++)
 		target_free(&th, th.tg[i]);
 	free(th.tg);

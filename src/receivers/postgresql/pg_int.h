@@ -22,7 +22,7 @@
 #include "dbi/config.h"
 #include "dbi/registry.h"
 
-#include "pg_hook.h"
+#include "statements.h"
 
 #define PG_COMP "postgresql"
 
@@ -39,7 +39,7 @@ enum pg_group {
 	PG_G_LOCKS,        /* pg_locks by mode */
 	PG_G_ACTIVITY,     /* pg_stat_activity sampling */
 	PG_G_QUERY_TIME,   /* pg_stat_statements total per database */
-	PG_G_STATEMENTS,   /* the query-intelligence module's hook (pg_hook.h) */
+	PG_G_STATEMENTS,   /* pg_stat_statements query intelligence (statements.h) */
 	PG_G_FIRST_PER_DB, /* groups below run in every database's own session */
 	PG_G_TABLES = PG_G_FIRST_PER_DB,
 	PG_G_INDEXES,
@@ -180,7 +180,8 @@ struct pg_cfg {
 	char *targets_file;
 	struct dbi_list metrics; /* struct pg_metric_conf */
 	bool groups[PG_G_COUNT];
-	int64_t max_relations; /* per database per scrape; 0 = no limit */
+	int64_t stmt_limit, stmt_max; /* statement_metrics.limit, .max_statements */
+	int64_t max_relations;        /* per database per scrape; 0 = no limit */
 };
 
 extern const struct dbi_conf_key dbi_pg_keys[];
@@ -242,7 +243,6 @@ struct dbi_pg {
 	unsigned nthreads;
 	_Atomic(uint64_t) *seen_gen; /* per thread: the generation it runs */
 	uint64_t start_wall;
-	const struct dbi_pg_group_ops *statements;
 };
 
 static inline bool dbi_pg_metric_on(const struct dbi_pg *pg, int m)
@@ -309,7 +309,8 @@ struct pg_session {
 	int result;      /* enum dbi_circuit_result of this pipeline */
 	bool sticky_err; /* a group was turned off: re-run the rest */
 	char err[200];
-	uint64_t sent_ns; /* mono: pipeline sent */
+	uint64_t sent_ns;  /* mono: pipeline sent */
+	uint32_t conn_gen; /* connections made so far */
 };
 
 struct pg_db {
@@ -347,8 +348,15 @@ struct pg_target {
 	uint64_t goff_until[PG_G_COUNT]; /* mono: try again after */
 	uint64_t gerrors[PG_G_COUNT][4]; /* scrape errors by group and reason */
 	uint64_t relations_skipped;
-	void *hook_state;
-	bool hook_tried;
+	/* the statements group (statements.h): one module instance per target */
+	struct dbi_pgss *pgss;
+	bool pgss_active;   /* a statements scrape is under way on the main session */
+	bool pgss_broken;   /* could not be created: off for this target */
+	uint32_t pgss_conn; /* main session conn_gen the module was told about */
+	uint32_t pgss_tag;  /* this target's key in the thread's fingerprint cache */
+	struct dbi_pgss_sink *pgss_sink;
+	char pgss_extversion[16];
+	struct dbi_pgss_query pq[DBI_PGSS_MAX_QUERIES];
 	struct pg_breaker breaker;
 	int up;
 };

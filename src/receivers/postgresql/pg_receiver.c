@@ -63,8 +63,8 @@ void dbi_pg_apply_enablement(struct dbi_pg *pg, const struct pg_cfg *cfg)
 		if (e && (g == PG_G_SERVER || cfg->groups[g]))
 			groups |= 1u << g;
 	}
-	/* the statements group has its metrics in its own module */
-	if (cfg->groups[PG_G_STATEMENTS] && pg->statements)
+	/* the statements group has its metrics in its own module (statements.c) */
+	if (cfg->groups[PG_G_STATEMENTS])
 		groups |= 1u << PG_G_STATEMENTS;
 	for (size_t i = 0; i < DBI_ARRAY_LEN(on); i++)
 		atomic_store_explicit(&pg->metric_on[i], on[i], memory_order_relaxed);
@@ -196,7 +196,6 @@ static int pg_create(const struct dbi_inst *inst, void **state, struct dbi_errbu
 	pg->inst = inst;
 	pg->reg = inst->reg;
 	pg->start_wall = dbi_wall_ns();
-	pg->statements = dbi_pg_statements_ops;
 	atomic_init(&pg->cfg, cfg);
 	pg->nthreads = pg_threads(cfg, inst->rt ? dbi_runtime_config(inst->rt) : NULL);
 	pg->seen_gen = calloc(pg->nthreads, sizeof(*pg->seen_gen));
@@ -276,7 +275,8 @@ out:
 const struct dbi_component dbi_receiver_postgresql = {
         .type = "postgresql",
         .kind = DBI_RECEIVER,
-        .signals = DBI_SIG_METRICS,
+        /* logs: the statements group's query samples (put the receiver in a logs pipeline too) */
+        .signals = DBI_SIG_METRICS | DBI_SIG_LOGS,
         .doc = "scrapes PostgreSQL 12-17 servers: OTel postgresqlreceiver metrics and more, pipelined, many "
                "targets per thread",
         .keys = dbi_pg_keys,

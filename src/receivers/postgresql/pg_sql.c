@@ -13,6 +13,7 @@
  * constant text, so the server's plan cache and pg_stat_statements see one entry each.
  */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,7 +37,7 @@ const char *dbi_pg_group_sql(int group, int sub, int ver)
 			return "SELECT current_setting('max_connections')::int, "
 			       "extract(epoch FROM pg_postmaster_start_time())::float8, pg_is_in_recovery(), "
 			       "(SELECT count(*) FROM pg_database WHERE NOT datistemplate), "
-			       "EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements')";
+			       "(SELECT extversion FROM pg_extension WHERE extname = 'pg_stat_statements')";
 		if (sub == 1)
 			return "SELECT datname, datallowconn AND has_database_privilege(oid, 'CONNECT') "
 			       "FROM pg_database WHERE NOT datistemplate";
@@ -160,7 +161,7 @@ const char *dbi_pg_group_sql(int group, int sub, int ver)
 
 bool dbi_pg_group_supported(int group, int ver)
 {
-	return dbi_pg_group_sql(group, 0, ver) != NULL || group == PG_G_STATEMENTS;
+	return dbi_pg_group_sql(group, 0, ver) != NULL || (group == PG_G_STATEMENTS && ver >= 90500);
 }
 
 /* ---- reading text results ---- */
@@ -233,7 +234,8 @@ static void server_info(struct pg_sctx *x, const PGresult *r)
 	t->max_connections = (int)num(r, 0, 0, &ok);
 	t->start_ns = epoch_ns(r, 0, 1, x->pg->start_wall);
 	t->in_recovery = is_true(r, 0, 2);
-	t->have_pgss = is_true(r, 0, 4);
+	t->have_pgss = val(r, 0, 4) != NULL;
+	snprintf(t->pgss_extversion, sizeof(t->pgss_extversion), "%s", t->have_pgss ? val(r, 0, 4) : "");
 	t->known = true;
 	dbi_pg_emit(x, PGM_CONN_MAX, t->res_server, x->pg->empty_attrs, t->max_connections, 0);
 	put(x, PGM_DB_COUNT, t->res_server, x->pg->empty_attrs, r, 0, 3, t->start_ns, 1);
