@@ -6,12 +6,16 @@ PostgreSQL 15 clusters through the real dbi-collector:
   loopback addresses each (each address a distinct server.address / service.instance.id; a
   PostgreSQL server listens on at most 63) plus three separate clusters - and every target is
   scraped in every interval;
+- a hung server (accepts TCP, never answers) and a dead one (refuses) never delay a healthy
+  target: it is scraped every interval while they time out / back off;
 - TLS: sslmode verify-full against a server certificate signed by a CA made for the test; a
   collector given a different CA refuses the server.
 """
 
 import os
+import socket
 import sys
+import threading
 import time
 import unittest
 
@@ -63,6 +67,61 @@ class FleetTest(unittest.TestCase):
         # one persistent session per target (the maintenance database is the only one scraped)
         self.assertEqual(conns, [50, 50])
         self.assertNotIn("level=warn", log)
+
+
+class HungTargetTest(unittest.TestCase):
+    def test_hung_and_dead_targets_do_not_delay_others(self):
+        hung = socket.socket()
+        hung.bind(("127.0.0.1", 0))
+        hung.listen(16)
+        hung_id = "127.0.0.1:%d" % hung.getsockname()[1]
+        held = []
+        stop = threading.Event()
+
+        def accept():  # take connections and never say a word
+            hung.settimeout(0.2)
+            while not stop.is_set():
+                try:
+                    held.append(hung.accept()[0])
+                except OSError:
+                    pass
+        th = threading.Thread(target=accept, daemon=True)
+        th.start()
+        dead = socket.socket()
+        dead.bind(("127.0.0.1", 0))
+        dead_port = dead.getsockname()[1]
+        dead.close()  # nothing listens there: connection refused
+        try:
+            with PgCluster() as pg:
+                body = ("    username: postgres\n    collection_interval: 1s\n    initial_delay: 0s\n"
+                        "    jitter: 0\n    connect_timeout: 3s\n    databases: [postgres]\n    targets:\n"
+                        "      - {endpoint: '%s'}\n      - {endpoint: '127.0.0.1:%d'}\n"
+                        "      - {endpoint: '127.0.0.1:%d'}\n" % (hung_id, dead_port, pg.port))
+                with Collector(receiver_config(body)) as c:
+                    time.sleep(1.5)
+                    t0 = time.time_ns()
+                    time.sleep(8)
+                    t1 = t0 + 8 * 10**9
+                    pts = c.points()
+                    log = c.log()
+        finally:
+            stop.set()
+            th.join()
+            for s in held:
+                s.close()
+            hung.close()
+        good = "127.0.0.1:%d" % pg.port
+        ups = [p["value"] for p in pts if p["metric"] == "dbi.postgresql.up" and
+               p["resource"]["service.instance.id"] == good and t0 <= p["time"] < t1]
+        self.assertEqual(ups, [1] * 8)
+        durs = [p["value"] for p in pts if p["metric"] == "dbi.postgresql.scrape.duration" and
+                p["resource"]["service.instance.id"] == good and t0 <= p["time"] < t1]
+        self.assertLess(max(durs), 0.5)
+        bad = {p["resource"]["service.instance.id"]: p["value"] for p in pts if p["metric"] == "dbi.postgresql.up"
+               and p["resource"]["service.instance.id"] != good}
+        self.assertEqual(bad, {hung_id: 0, "127.0.0.1:%d" % dead_port: 0})
+        self.assertIn("connect timeout", log)
+        self.assertIn("Connection refused", log)
 
 
 class TlsTest(unittest.TestCase):
