@@ -446,6 +446,33 @@ class LifecycleTest(unittest.TestCase):
         self.assertGreaterEqual(back["start"], int(start_after) - 10**6)  # cumulative restart seen
         self.assertLessEqual(int(n), 2)
 
+    def test_password_sources(self):
+        """scram-sha-256 over TCP: the password from the config, PGPASSWORD or PGPASSFILE; a wrong one
+        fails the target without the password ever appearing in the collector's log."""
+        pw = "s3cret-Pw'x"
+        with PgCluster(auth="scram-sha-256", password=pw) as pg, TempDir() as td:
+            passfile = os.path.join(td.path, "pgpass")
+            with open(passfile, "w") as f:
+                f.write("127.0.0.1:%d:*:postgres:%s\n" % (pg.port, pw.replace("\\", "\\\\").replace(":", "\\:")))
+            os.chmod(passfile, 0o600)
+            quoted = "'%s'" % pw.replace("'", "''")
+            cases = [({}, "    password: %s\n" % quoted), ({"PGPASSWORD": pw}, ""), ({"PGPASSFILE": passfile}, "")]
+            for env, extra in cases:
+                env = dict(env)
+                env.setdefault("PGPASSWORD", "")
+                with Collector(receiver_config(base(pg, extra + "    databases: [postgres]\n")), env=env) as c:
+                    up = c.wait_for(lambda p: p["metric"] == "dbi.postgresql.up", timeout=20)
+                    log = c.log()
+                self.assertEqual(up and up["value"], 1, (env, log))
+                self.assertNotIn(pw, log)
+            with Collector(receiver_config(base(pg, "    password: wrong-%s\n" % "Zq9") ),
+                           env={"PGPASSWORD": ""}) as c:
+                up = c.wait_for(lambda p: p["metric"] == "dbi.postgresql.up", timeout=20)
+                log = c.log()
+            self.assertEqual(up["value"], 0)
+            self.assertIn("password authentication failed", log)
+            self.assertNotIn("wrong-Zq9", log)
+
     def test_sighup_and_targets_file(self):
         with PgCluster() as a, PgCluster() as b:
             tf = os.path.join(a.dir, "..", "targets-%d.yaml" % os.getpid())

@@ -961,6 +961,11 @@ static void scrape_part_done(struct pg_thread *th, struct pg_session *s, int res
 
 	if (!t->scraping)
 		return;
+	if (s->db && result == DBI_CIRCUIT_FAIL) {
+		/* one database refused (pg_hba, too many clients, dropped): its groups' error, not the server's */
+		t->gerrors[PG_G_TABLES][ER_QUERY]++;
+		result = DBI_CIRCUIT_OK;
+	}
 	if (result > t->worst) {
 		t->worst = result;
 		snprintf(t->worst_err, sizeof(t->worst_err), "%s", s->err);
