@@ -446,6 +446,19 @@ class LifecycleTest(unittest.TestCase):
         self.assertGreaterEqual(back["start"], int(start_after) - 10**6)  # cumulative restart seen
         self.assertLessEqual(int(n), 2)
 
+    def test_unix_socket(self):
+        with PgCluster() as pg:
+            body = ("    endpoint: %s:%d\n    transport: unix\n    username: postgres\n    collection_interval: 1s\n"
+                    "    initial_delay: 0s\n    jitter: 0\n" % (pg.host, pg.port))
+            with Collector(receiver_config(body)) as c:
+                p = c.wait_for(lambda p: p["metric"] == "postgresql.commits", timeout=20)
+                n = pg.sql("postgres", "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+                                       "'dbi-collector' AND client_addr IS NULL AND backend_type = 'client backend'")
+        self.assertIsNotNone(p)
+        self.assertEqual(p["resource"]["service.instance.id"], "%s:%d" % (pg.host, pg.port))
+        self.assertEqual(p["resource"]["server.address"], pg.host)
+        self.assertGreaterEqual(int(n), 1)
+
     def test_password_sources(self):
         """scram-sha-256 over TCP: the password from the config, PGPASSWORD or PGPASSFILE; a wrong one
         fails the target without the password ever appearing in the collector's log."""

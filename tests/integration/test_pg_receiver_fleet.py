@@ -12,8 +12,10 @@ PostgreSQL 15 clusters through the real dbi-collector:
   collector given a different CA refuses the server.
 """
 
+import json
 import os
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -24,7 +26,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "support"))
 sys.dont_write_bytecode = True
 
 from pgcluster import PgCluster, TempDir, make_certs  # noqa: E402
-from dbicollector import Collector, receiver_config  # noqa: E402
+from dbicollector import Collector, binary_dir, receiver_config  # noqa: E402
 
 INTERVAL = 2.0
 
@@ -64,6 +66,14 @@ class FleetTest(unittest.TestCase):
         commits = {p["resource"]["service.instance.id"] for p in pts
                    if p["metric"] == "postgresql.commits" and t0 <= p["time"] < t1}
         self.assertEqual(commits, set(targets))
+        # jitter spreads the fleet over the interval: no thundering herd in one millisecond
+        first_round = sorted(min(p["time"] for p in pts if p["metric"] == "dbi.postgresql.up" and
+                                 p["resource"]["service.instance.id"] == t and p["time"] >= t0) for t in targets)
+        self.assertGreater(first_round[-1] - first_round[0], 0.6 * INTERVAL * 1e9)
+        per_ms = {}
+        for ts in first_round:
+            per_ms[ts // 10**6] = per_ms.get(ts // 10**6, 0) + 1
+        self.assertLessEqual(max(per_ms.values()), 5, per_ms)
         # one persistent session per target (the maintenance database is the only one scraped)
         self.assertEqual(conns, [50, 50])
         self.assertNotIn("level=warn", log)
@@ -104,6 +114,9 @@ class HungTargetTest(unittest.TestCase):
                     t1 = t0 + 8 * 10**9
                     pts = c.points()
                     log = c.log()
+                    st = json.loads(subprocess.run([os.path.join(binary_dir(), "dbi-stat"), "-n",
+                                                    "dbi.t%d" % os.getpid(), "--once", "--json"],
+                                                   stdout=subprocess.PIPE, text=True, check=True).stdout)
         finally:
             stop.set()
             th.join()
@@ -121,6 +134,10 @@ class HungTargetTest(unittest.TestCase):
                and p["resource"]["service.instance.id"] != good}
         self.assertEqual(bad, {hung_id: 0, "127.0.0.1:%d" % dead_port: 0})
         self.assertIn("connect timeout", log)
+        # the hung target's scrapes overran their intervals: skipped and counted, not queued
+        ctr = [b["counters"] for b in st["stats"]["receivers"] if b["type"] == "postgresql"][0]
+        self.assertGreater(ctr["dropped.scrape_overrun"]["value"], 0)
+        self.assertGreater(ctr["dropped.reconnect_backoff"]["value"], 0)
         self.assertIn("Connection refused", log)
 
 
