@@ -1165,11 +1165,11 @@ int dbi_pg_run(struct dbi_pg *pg, struct dbi_rctx *rctx)
 		free(th.grave[i]);
 	}
 	free(th.grave);
-	if (th.qfp)
-		dbi_qfp_cache_release(th.qfp);
 	for (size_t i = 0; i < th.ntg; i++)
 		target_free(&th, th.tg[i]);
 	free(th.tg);
+	if (th.qfp) /* after the targets: each forgets its entries in it */
+		dbi_qfp_cache_release(th.qfp);
 	atomic_store_explicit(&pg->seen_gen[th.me], UINT64_MAX, memory_order_release);
 	close(th.ep);
 	dbi_rctx_flush(rctx);
