@@ -129,6 +129,7 @@ def all_metrics_on():
 def base(pg, extra="", interval="1s"):
     return ("    endpoint: 127.0.0.1:%d\n    username: postgres\n    collection_interval: %s\n"
             "    initial_delay: 0s\n    jitter: 0\n    reconnect: {initial_interval: 200ms, max_interval: 1s}\n"
+            "    circuit_breaker: {open_duration: 1s, max_open_duration: 2s}\n"
             % (pg.port, interval)) + extra
 
 
@@ -345,6 +346,58 @@ class ReceiverTest(unittest.TestCase):
             self.assertTrue(c.wait_count(lambda p: p["metric"] == "dbi.postgresql.up", 2, timeout=20))
             dbs = {p["resource"].get("postgresql.database.name") for p in c.points()}
         self.assertEqual(dbs, {None, "postgres", "app"})
+
+
+class CircuitTest(unittest.TestCase):
+    def test_stopped_server_opens_then_closes(self):
+        """Stop one server: its circuit opens at once (connection refused), its series stop while the
+        other keeps its interval; start it: half-open (reduced query set), then closed again."""
+        with PgCluster() as a, PgCluster() as b:
+            body = ("    username: postgres\n    collection_interval: 1s\n    initial_delay: 0s\n    jitter: 0\n"
+                    "    databases: [postgres]\n    reconnect: {initial_interval: 200ms, max_interval: 1s}\n"
+                    "    circuit_breaker: {open_duration: 3s, max_open_duration: 6s, half_open_successes: 2}\n"
+                    "    targets:\n      - {endpoint: '127.0.0.1:%d'}\n      - {endpoint: '127.0.0.1:%d'}\n"
+                    % (a.port, b.port))
+            ia, ib = "127.0.0.1:%d" % a.port, "127.0.0.1:%d" % b.port
+
+            def state_of(p, inst):
+                return (p["metric"] == "dbi.circuit.state" and p["resource"]["service.instance.id"] == inst)
+
+            with Collector(receiver_config(body)) as c:
+                self.assertTrue(c.wait_for(lambda p: p["metric"] == "postgresql.commits" and
+                                           p["resource"]["service.instance.id"] == ia, timeout=20))
+                a.stop_server()
+                opened = c.wait_for(lambda p: state_of(p, ia) and p["value"] == 1, timeout=20)
+                self.assertIsNotNone(opened, c.log())
+                t0 = opened["time"]
+                time.sleep(2.5)  # inside open_duration: no connection, no SQL, no series but the circuit's
+                t1 = time.time_ns()
+                during = [p for p in c.points() if t0 < p["time"] < t1 and p["resource"]["service.instance.id"] == ia]
+                self.assertEqual({p["metric"] for p in during} - {"dbi.circuit.state", "dbi.circuit.transitions",
+                                                                  "dbi.circuit.failures"}, set())
+                b_ups = [p for p in c.points() if p["metric"] == "dbi.postgresql.up" and t0 < p["time"] < t1 and
+                         p["resource"]["service.instance.id"] == ib]
+                self.assertGreaterEqual(len(b_ups), 2)
+                self.assertEqual({p["value"] for p in b_ups}, {1})
+                a.start_server()
+                t2 = time.time_ns()
+                half = c.wait_for(lambda p: state_of(p, ia) and p["value"] == 2 and p["time"] > t2, timeout=30)
+                self.assertIsNotNone(half, c.log())
+                closed = c.wait_for(lambda p: state_of(p, ia) and p["value"] == 0 and p["time"] > half["time"],
+                                    timeout=30)
+                self.assertIsNotNone(closed, c.log())
+                back = c.wait_for(lambda p: p["metric"] == "postgresql.commits" and p["time"] > closed["time"] and
+                                  p["resource"]["service.instance.id"] == ia, timeout=20)
+                self.assertIsNotNone(back)
+                # the first probe ran the reduced query set: server-level numbers, no per-database ones
+                first = min(p["time"] for p in c.points() if p["metric"] == "dbi.postgresql.up" and
+                            p["time"] >= half["time"] and p["resource"]["service.instance.id"] == ia)
+                probes = [p for p in c.points() if p["time"] == first and p["resource"]["service.instance.id"] == ia]
+                self.assertIn("postgresql.connection.max", {p["metric"] for p in probes})
+                self.assertNotIn("postgresql.commits", {p["metric"] for p in probes})
+                tr = [p for p in c.points() if p["metric"] == "dbi.circuit.transitions" and
+                      p["resource"]["service.instance.id"] == ia]
+                self.assertGreaterEqual(tr[-1]["value"], 3)  # closed→open→half-open→closed
 
 
 class StatementsTest(unittest.TestCase):

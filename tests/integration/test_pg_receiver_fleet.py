@@ -145,7 +145,8 @@ class HungTargetTest(unittest.TestCase):
         # the hung target's scrapes overran their intervals: skipped and counted, not queued
         ctr = [b["counters"] for b in st["stats"]["receivers"] if b["type"] == "postgresql"][0]
         self.assertGreater(ctr["dropped.scrape_overrun"]["value"], 0)
-        self.assertGreater(ctr["dropped.reconnect_backoff"]["value"], 0)
+        # and both bad servers' circuits opened: no more connection attempts for open_duration
+        self.assertGreater(ctr["dropped.circuit_open"]["value"], 0)
         self.assertIn("Connection refused", log)
 
 
@@ -173,7 +174,9 @@ class TlsTest(unittest.TestCase):
                     pts = c.points()
                     log = c.log()
                 self.assertIsNotNone(down)
-                self.assertEqual({p["metric"] for p in pts}, {"dbi.postgresql.up", "dbi.postgresql.scrape.duration"})
+                self.assertEqual({p["metric"] for p in pts}, {"dbi.postgresql.up", "dbi.postgresql.scrape.duration",
+                                                              "dbi.circuit.state", "dbi.circuit.transitions",
+                                                              "dbi.circuit.failures"})
                 self.assertEqual({p["value"] for p in pts if p["metric"] == "dbi.postgresql.up"}, {0})
                 self.assertIn("certificate verify failed", log)
 

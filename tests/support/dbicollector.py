@@ -128,7 +128,9 @@ class Collector:
 def receiver_config(body, exporter_extra="", shm=None, runtime_extra=""):
     """A whole collector config: the postgresql receiver `body` (indented mapping lines) to debug/json."""
     shm = shm or "dbi.t%d" % os.getpid()
+    # circuit state files go to a directory of this test run, never a shared one
+    state = tempfile.mkdtemp(prefix="dbi-state-")
     return ("receivers:\n  postgresql:\n" + body +
             "exporters:\n  debug: {format: json%s}\n" % exporter_extra +
             "service:\n  pipelines:\n    metrics: {receivers: [postgresql], exporters: [debug]}\n" +
-            "runtime:\n  shm: {name: %s}\n" % shm + runtime_extra)
+            "runtime:\n  shm: {name: %s}\n  state_dir: %s\n" % (shm, state) + runtime_extra)

@@ -260,6 +260,7 @@ const struct dbi_conf_key dbi_pg_keys[] = {
          .min = 1,
          .max = 10000000,
          .doc = "statements group: statements tracked per target at most (memory bound)"},
+        DBI_CIRCUIT_CONF_KEYS("circuit_breaker.", offsetof(struct pg_cfg, circuit)),
         {.name = "max_relations",
          .type = DBI_CT_INT,
          .offset = offsetof(struct pg_cfg, max_relations),
@@ -355,6 +356,8 @@ int dbi_pg_validate(const void *cfgv, const char *id, struct dbi_errbuf *err)
 			rc = DBI_ERR;
 		}
 	}
+	if (dbi_circuit_conf_check(&cfg->circuit, id, err) != DBI_OK)
+		rc = DBI_ERR;
 	if (cfg->reconnect_initial > cfg->reconnect_max) {
 		dbi_err_add(err, "%s: reconnect.initial_interval is longer than reconnect.max_interval", id);
 		rc = DBI_ERR;

@@ -247,7 +247,8 @@ static void scrape_part_done(struct pg_thread *th, struct pg_session *s, int res
 static int classify_connect_error(const char *msg)
 {
 	if (strstr(msg, "Connection refused") || strstr(msg, "No such file or directory") ||
-	    strstr(msg, "No route to host") || strstr(msg, "Network is unreachable"))
+	    strstr(msg, "No route to host") || strstr(msg, "Network is unreachable") ||
+	    strstr(msg, "the database system is starting up") || strstr(msg, "the database system is shutting down"))
 		return DBI_CIRCUIT_REFUSED;
 	if (strstr(msg, "timeout") || strstr(msg, "timed out"))
 		return DBI_CIRCUIT_TIMEOUT;
@@ -909,7 +910,7 @@ static void target_done(struct pg_thread *th, struct pg_target *t)
 		dbi_stats_add(th->st, PGS_SCRAPE_FAIL, 1);
 	dbi_stats_add(th->st, PGS_LOCKED_SKIPPED, t->relations_skipped);
 	t->relations_skipped = 0;
-	dbi_pg_breaker_record(&t->breaker, t->tc->instance_id, result, dur, t->worst_err);
+	dbi_pg_breaker_record(&t->breaker, result, dur, dbi_wall_ns(), t->worst_err);
 	emit_self(th, t, dur);
 	dbi_rctx_flush(th->rctx);
 }
@@ -980,6 +981,20 @@ static void scrape_part_done(struct pg_thread *th, struct pg_session *s, int res
 		target_done(th, t);
 }
 
+/* The circuit's own series: every interval, also while it is open. */
+static void emit_circuit(struct pg_thread *th, struct pg_target *t, uint64_t wall)
+{
+	struct dbi_point p[3];
+	uint64_t routes[3];
+	unsigned n = dbi_pg_breaker_points(&t->breaker, wall, p, routes);
+	for (unsigned i = 0; i < n; i++) {
+		if (dbi_rctx_emit_point(th->rctx, &p[i], routes[i]) != DBI_OK)
+			dbi_stats_add(th->st, PGS_DROP_RING_FULL, 1);
+		else
+			dbi_stats_add(th->st, PGS_POINTS, 1);
+	}
+}
+
 static void scrape_start(struct pg_thread *th, struct pg_target *t)
 {
 	uint64_t interval = t->tc->interval;
@@ -994,9 +1009,15 @@ static void scrape_start(struct pg_thread *th, struct pg_target *t)
 		dbi_stats_add(th->st, PGS_DROP_OVERRUN, 1);
 		return;
 	}
-	t->decision = dbi_pg_breaker_allow(&t->breaker, t->tc->instance_id, dbi_wall_ns());
+	uint64_t wall = dbi_wall_ns();
+	t->decision = dbi_pg_breaker_allow(&t->breaker, wall);
+	emit_circuit(th, t, wall);
 	if (t->decision == DBI_CIRCUIT_DENY) {
+		/* open: no SQL, no connection; the sessions are closed until a probe is due */
 		dbi_stats_add(th->st, PGS_DROP_CIRCUIT, 1);
+		sess_close(th, &t->main);
+		for (size_t i = 0; i < t->ndbs; i++)
+			sess_close(th, &t->dbs[i]->s);
 		return;
 	}
 	t->scraping = true;
@@ -1046,6 +1067,7 @@ static struct pg_target *target_new(struct pg_thread *th, const struct pg_tconf 
 	t->main.fd = -1;
 	t->res_server = resource(th->pg->reg, tc, NULL, NULL, NULL, NULL);
 	t->start_ns = th->pg->start_wall;
+	dbi_pg_breaker_init(&t->breaker, th->pg, tc->instance_id, t->res_server);
 	/* a fixed phase from the target's identity spreads a fleet over the interval */
 	double phase = (double)(dbi_mix64(tc->key_hash) >> 11) / 9007199254740992.0;
 	t->next_due = th->now + cfg->initial_delay + (uint64_t)(phase * cfg->jitter * (double)tc->interval);
@@ -1130,6 +1152,8 @@ int dbi_pg_run(struct dbi_pg *pg, struct dbi_rctx *rctx)
 		th.now = dbi_mono_ns();
 		if (th.me == 0 && th.now >= th.file_check) {
 			dbi_pg_check_targets_file(pg);
+			if (pg->circuits)
+				dbi_circuit_table_sync(pg->circuits, dbi_wall_ns());
 			th.file_check = th.now + DBI_NSEC_PER_SEC;
 		}
 		sync_targets(&th);

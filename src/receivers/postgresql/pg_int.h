@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "dbi/circuit.h"
 #include "dbi/component.h"
 #include "dbi/config.h"
 #include "dbi/registry.h"
@@ -180,8 +181,9 @@ struct pg_cfg {
 	char *targets_file;
 	struct dbi_list metrics; /* struct pg_metric_conf */
 	bool groups[PG_G_COUNT];
-	int64_t stmt_limit, stmt_max; /* statement_metrics.limit, .max_statements */
-	int64_t max_relations;        /* per database per scrape; 0 = no limit */
+	int64_t stmt_limit, stmt_max;    /* statement_metrics.limit, .max_statements */
+	int64_t max_relations;           /* per database per scrape; 0 = no limit */
+	struct dbi_circuit_conf circuit; /* circuit_breaker.* */
 };
 
 extern const struct dbi_conf_key dbi_pg_keys[];
@@ -243,6 +245,7 @@ struct dbi_pg {
 	unsigned nthreads;
 	_Atomic(uint64_t) *seen_gen; /* per thread: the generation it runs */
 	uint64_t start_wall;
+	struct dbi_circuit_table *circuits; /* one circuit per server (host:port) */
 };
 
 static inline bool dbi_pg_metric_on(const struct dbi_pg *pg, int m)
@@ -264,10 +267,11 @@ int dbi_pg_check_targets_file(struct dbi_pg *pg);
 
 /* ---- the engine (pg_engine.c) ---- */
 
-/* Per-target circuit state, behind the seam in pg_breaker.c. */
+/* Per-target circuit (include/dbi/circuit.h), behind the seam in pg_breaker.c. */
 struct pg_breaker {
-	int last_result;
-	uint64_t last_ns;
+	struct dbi_circuit *c; /* NULL: the table is full; the target is always allowed */
+	struct dbi_circuit_series series;
+	bool have_series;
 };
 
 #define PG_MAX_Q 40 /* statements in one pipeline */
@@ -414,8 +418,11 @@ extern const struct dbi_stat_def dbi_pg_stats[];
 
 /* ---- the circuit breaker seam (pg_breaker.c) ---- */
 
-int dbi_pg_breaker_allow(struct pg_breaker *b, const char *target, uint64_t now_wall);
-void dbi_pg_breaker_record(struct pg_breaker *b, const char *target, int result, uint64_t duration_ns,
+void dbi_pg_breaker_init(struct pg_breaker *b, struct dbi_pg *pg, const char *target, uint32_t resource);
+int dbi_pg_breaker_allow(struct pg_breaker *b, uint64_t now_wall);
+void dbi_pg_breaker_record(struct pg_breaker *b, int result, uint64_t duration_ns, uint64_t now_wall,
                            const char *error);
+/* The circuit's state, transitions and failures as points (every interval, open or not). */
+unsigned dbi_pg_breaker_points(const struct pg_breaker *b, uint64_t now_wall, struct dbi_point *out, uint64_t *routes);
 
 #endif

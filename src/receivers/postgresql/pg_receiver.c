@@ -171,6 +171,8 @@ static void pg_destroy(void *state)
 		pg->retired = n;
 	}
 	dbi_conf_list_release(dbi_pg_target_keys, sizeof(struct pg_target_conf), &pg->file_targets);
+	if (pg->circuits)
+		dbi_circuit_table_destroy(pg->circuits);
 	pthread_mutex_destroy(&pg->pub_lock);
 	free(pg->seen_gen);
 	free(pg);
@@ -180,6 +182,41 @@ static unsigned pg_threads(const void *cfg, const struct dbi_config *all)
 {
 	(void)cfg;
 	return all && all->runtime.scrapers > 0 ? (unsigned)all->runtime.scrapers : 1;
+}
+
+/* Circuits for every target the config names now, plus room for reloads and the targets file. */
+static uint32_t circuit_capacity(const struct pg_cfg *cfg)
+{
+	return (uint32_t)(2 * cfg->targets.n + (cfg->targets_file ? 1024 : 0) + 64);
+}
+
+static uint64_t pg_shm_bytes(const void *cfg)
+{
+	return dbi_circuit_table_shm_bytes(circuit_capacity(cfg));
+}
+
+static int circuits_create(struct dbi_pg *pg, const struct pg_cfg *cfg, struct dbi_errbuf *err)
+{
+	char path[1024];
+	const char *state = NULL;
+	uint32_t cap = DBI_MAX(circuit_capacity(cfg), (uint32_t)(2 * pg->file_targets.n + 64));
+
+	if (pg->inst->rt && dbi_circuit_state_path(pg->inst->rt, pg->inst->id, path, sizeof(path), err) == DBI_OK)
+		state = path;
+	else
+		dbi_err_clear(err); /* no state directory: circuits still work, they just start closed */
+	if (dbi_circuit_table_create(&pg->circuits, pg->inst->rt, pg->inst->id, cap, &cfg->circuit, state, err) !=
+	    DBI_OK)
+		return DBI_ERR;
+	dbi_circuit_table_load(pg->circuits, dbi_wall_ns());
+	return DBI_OK;
+}
+
+static void pg_stop(void *state)
+{
+	struct dbi_pg *pg = state;
+	if (pg->circuits)
+		dbi_circuit_table_save(pg->circuits, dbi_wall_ns());
 }
 
 static int pg_create(const struct dbi_inst *inst, void **state, struct dbi_errbuf *err)
@@ -225,6 +262,8 @@ static int pg_create(const struct dbi_inst *inst, void **state, struct dbi_errbu
 	dbi_pg_apply_enablement(pg, cfg);
 	if (cfg->targets_file && load_targets_file(pg, cfg->targets_file, err) != DBI_OK)
 		goto fail;
+	if (circuits_create(pg, cfg, err) != DBI_OK)
+		goto fail;
 	ts = dbi_pg_tset_build(cfg, &pg->file_targets, err);
 	if (!ts)
 		goto fail;
@@ -264,6 +303,8 @@ static int pg_reconfigure(void *state, const void *newcfg, struct dbi_errbuf *er
 	/* threads read the config between scrapes; the old one stays valid (main keeps it) */
 	atomic_store_explicit(&pg->cfg, cfg, memory_order_release);
 	dbi_pg_apply_enablement(pg, cfg);
+	if (pg->circuits)
+		dbi_circuit_table_set_conf(pg->circuits, &cfg->circuit);
 	dbi_pg_publish(pg, ts);
 	DBI_LOGI(PG_COMP, "reconfigured", "id=%s targets=%zu", pg->inst->id, ts->n);
 	rc = DBI_OK;
@@ -288,4 +329,6 @@ const struct dbi_component dbi_receiver_postgresql = {
         .threads = pg_threads,
         .run = pg_run,
         .reconfigure = pg_reconfigure,
+        .stop = pg_stop,
+        .shm_bytes = pg_shm_bytes,
 };
