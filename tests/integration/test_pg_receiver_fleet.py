@@ -55,7 +55,7 @@ class FleetTest(unittest.TestCase):
                 time.sleep(2 * INTERVAL + 1)  # connected, past the first (jittered) round
                 t0 = time.time_ns()
                 n = 4
-                time.sleep(n * INTERVAL + 1)
+                time.sleep(n * INTERVAL + INTERVAL + 1)  # one scrape of every target after t1, too
                 t1 = t0 + int(n * INTERVAL * 1e9)
                 pts = c.points()
                 self.assertTrue(c.alive(), c.log())
@@ -63,13 +63,22 @@ class FleetTest(unittest.TestCase):
                 conns = [int(b.sql("postgres", "SELECT count(*) FROM pg_stat_activity WHERE "
                                                "application_name = 'dbi-collector'", host=b.tcp_host))
                          for b in (big, big2)]
+        # every interval of every target has its scrape: from a scrape before t0 to one after t1,
+        # no two consecutive scrapes of a target are more than one interval (plus slack) apart
         ups = {}
         for p in pts:
-            if p["metric"] == "dbi.postgresql.up" and t0 <= p["time"] < t1:
-                ups.setdefault(p["resource"]["service.instance.id"], []).append(p["value"])
+            if p["metric"] == "dbi.postgresql.up":
+                ups.setdefault(p["resource"]["service.instance.id"], []).append((p["time"], p["value"]))
         self.assertEqual(sorted(ups), sorted(targets))
+        slack = int(0.5 * INTERVAL * 1e9)
         for t in targets:
-            self.assertEqual(ups[t], [1] * n, t)
+            times = [ts for ts, v in ups[t]]
+            self.assertEqual({v for ts, v in ups[t] if t0 <= ts < t1}, {1}, t)
+            self.assertTrue(any(ts < t0 for ts in times) and any(ts >= t1 for ts in times), t)
+            seen = [ts for ts in times if t0 - INTERVAL * 1e9 - slack <= ts <= t1 + INTERVAL * 1e9 + slack]
+            gaps = [b - a for a, b in zip(seen, seen[1:])]
+            self.assertLessEqual(max(gaps), int(INTERVAL * 1e9) + slack, t)
+            self.assertGreaterEqual(len([ts for ts in times if t0 <= ts < t1]), n - 1, t)
         # every target's own numbers arrived too, under its own resource
         commits = {p["resource"]["service.instance.id"] for p in pts
                    if p["metric"] == "postgresql.commits" and t0 <= p["time"] < t1}
@@ -132,9 +141,12 @@ class HungTargetTest(unittest.TestCase):
                 s.close()
             hung.close()
         good = "127.0.0.1:%d" % pg.port
-        ups = [p["value"] for p in pts if p["metric"] == "dbi.postgresql.up" and
+        ups = [(p["time"], p["value"]) for p in pts if p["metric"] == "dbi.postgresql.up" and
                p["resource"]["service.instance.id"] == good and t0 <= p["time"] < t1]
-        self.assertEqual(ups, [1] * 8)
+        self.assertEqual({v for _, v in ups}, {1})
+        self.assertGreaterEqual(len(ups), 7)  # 8 intervals; a scrape may sit on the window's edge
+        gaps = [b[0] - a[0] for a, b in zip(ups, ups[1:])]
+        self.assertLess(max(gaps), 1.5e9)  # the healthy target never waited for the others
         durs = [p["value"] for p in pts if p["metric"] == "dbi.postgresql.scrape.duration" and
                 p["resource"]["service.instance.id"] == good and t0 <= p["time"] < t1]
         self.assertLess(max(durs), 0.5)
