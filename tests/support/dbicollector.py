@@ -8,8 +8,10 @@ its debug exporter writes with `format: json` (one JSON object per exported poin
         c.log()                     # the collector's own log (stderr)
 """
 
+import atexit
 import json
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -34,6 +36,7 @@ class Collector:
         self.cfg_path = os.path.join(self.tmp, "config.yaml")
         self.err_path = os.path.join(self.tmp, "collector.log")
         self.bad_lines = 0
+        self._log_text = None
 
     def __enter__(self):
         return self.start()
@@ -44,6 +47,9 @@ class Collector:
             raise AssertionError("dbi-collector exited %s; its log:\n%s" % (rc, self.log()[-4000:]))
 
     def start(self):
+        self._log_text = None
+        if not os.path.isdir(self.tmp):
+            os.makedirs(self.tmp)
         with open(self.cfg_path, "w") as f:
             f.write(self.config)
         self._err = open(self.err_path, "w")
@@ -78,6 +84,9 @@ class Collector:
             self._reader.join(timeout=10)
             self.proc.stdout.close()
             self._err.close()
+            with open(self.err_path) as f:
+                self._log_text = f.read()
+            shutil.rmtree(self.tmp, ignore_errors=True)
         self.proc = None
         return rc
 
@@ -89,6 +98,8 @@ class Collector:
             return list(self._pts)
 
     def log(self):
+        if self._log_text is not None:
+            return self._log_text
         with open(self.err_path) as f:
             return f.read()
 
@@ -130,6 +141,7 @@ def receiver_config(body, exporter_extra="", shm=None, runtime_extra=""):
     shm = shm or "dbi.t%d" % os.getpid()
     # circuit state files go to a directory of this test run, never a shared one
     state = tempfile.mkdtemp(prefix="dbi-state-")
+    atexit.register(shutil.rmtree, state, True)
     return ("receivers:\n  postgresql:\n" + body +
             "exporters:\n  debug: {format: json%s}\n" % exporter_extra +
             "service:\n  pipelines:\n    metrics: {receivers: [postgresql], exporters: [debug]}\n" +
