@@ -133,7 +133,7 @@ struct dbi_conf_runtime {
 	int64_t ring_points;     /* runtime.rings.points: slots per point ring (power of two), default 65536 */
 	uint64_t ring_bytes;     /* runtime.rings.bytes: bytes per byte ring (power of two), default 4MiB */
 	int64_t max_series;      /* runtime.max_series, default 2000000 */
-	char *state_dir; /* runtime.state_dir: persistent state (circuits, queues); "": see dbi_state_dir() */
+	char *state_dir;         /* runtime.state_dir: persistent state (circuits, queues); "": see dbi_state_dir() */
 };
 
 /* service: — extensions, pipelines, telemetry, shutdown. */

@@ -489,6 +489,18 @@ static int build(struct dbi_runtime *rt, struct dbi_errbuf *err)
 		}
 	}
 	free(echan);
+	/* Say once which signals a receiver could emit that no pipeline of it carries. */
+	for (unsigned r = 0; r < rt->nreceivers; r++) {
+		const struct comp_inst *ci = &rt->receivers[r];
+		for (unsigned si = 0; si < 3; si++) {
+			unsigned sig = 1u << si;
+			if ((ci->cc->desc->signals & sig) && rt->pthreads[0].routes[ci->inst.source][si].n == 0)
+				DBI_LOGI("runtime",
+				         "receiver is in no pipeline of this signal: what it emits of it is dropped "
+				         "and counted (dropped.no_pipeline)",
+				         "receiver=%s signal=%s", ci->id, dbi_signal_name(sig));
+		}
+	}
 	return DBI_OK;
 nospace:
 	dbi_err_add(err, "shared memory segment %s is too small (%llu bytes free); raise runtime.shm.size",
@@ -1034,7 +1046,7 @@ void dbi_runtime_totals(struct dbi_runtime *rt, struct dbi_runtime_totals *t)
 	for (unsigned s = 0; s < rt->nshards; s++) {
 		const struct dbi_stats *ts = &rt->pthreads[s].tb.ts;
 		t->dropped += sum_counter(ts, TS_DROP_EXPORTER_FULL) + sum_counter(ts, TS_DROP_SHUTDOWN) +
-		              sum_counter(ts, TS_DROP_TOO_LARGE);
+		              sum_counter(ts, TS_DROP_TOO_LARGE) + sum_counter(ts, TS_DROP_NO_PIPELINE);
 	}
 }
 

@@ -277,6 +277,14 @@ static void dispatch(struct ptd *pt, unsigned source, struct dbi_batch *b)
 	const struct route *r = &pt->routes[source][dbi_sig_index(b->signal)];
 	if (b->npts == 0 && b->nrecs == 0)
 		return;
+	if (r->n == 0) {
+		/*
+		 * e.g. the PostgreSQL receiver's query samples (logs) when the receiver is only
+		 * in a metrics pipeline: counted, and the runtime warned about it at start
+		 */
+		pt->tb.ts.local[TS_DROP_NO_PIPELINE] += b->npts + b->nrecs;
+		return;
+	}
 	for (unsigned i = 0; i < r->n; i++) {
 		struct dbi_batch *use = b;
 		if (i + 1 < r->n) {

@@ -735,7 +735,7 @@ int dbi_shm_create(struct dbi_shm **out, const struct dbi_shm_opts *o, struct db
 	dbi_strlcpy(s->name, o->name, sizeof(s->name));
 	dbi_strlcpy(s->path, final_path, sizeof(s->path));
 	if (fallback[0])
-		DBI_LOGI("shm", "huge pages unavailable, using regular shared memory", "reason=\"%s\"", fallback);
+		DBI_LOGD("shm", "huge pages unavailable, using regular shared memory", "reason=\"%s\"", fallback);
 	DBI_LOGI("shm", "shared-memory segment created", "path=%s size_mib=%llu pages=%s", s->path, MIB(s->map_size),
 	         dbi_page_mode_name(mode));
 	*out = s;
