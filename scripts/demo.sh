@@ -37,8 +37,10 @@ export POSTGRES_PASSWORD="${POSTGRES_PASSWORD:-}"
 cat <<EOM
 demo: collector starting with config/demo.yaml against $POSTGRES_HOST:$POSTGRES_PORT
   - debug output: below (one line per batch; verbosity in config/demo.yaml)
+  - metrics:      curl -s http://127.0.0.1:8889/metrics | grep ^db_intelligence_postgresql
   - live view:    build/dbi-stat -n dbi.demo        (another terminal)
   - health:       curl -s http://127.0.0.1:13133/
+  - self metrics: curl -s http://127.0.0.1:8888/metrics
   - Ctrl-C stops the collector (it drains first) and removes the throwaway cluster
 EOM
 build/dbi-collector --config config/demo.yaml
