@@ -222,8 +222,8 @@ const struct dbi_conf_key dbi_runtime_keys[] = {
          .type = DBI_CT_STRING,
          .offset = offsetof(struct dbi_conf_runtime, state_dir),
          .def = "",
-         .doc = "persistent state (circuit breakers, queues), created 0700; empty: /var/lib/dbi when writable, "
-                "else $XDG_STATE_HOME/dbi, else /tmp/dbi-<uid>"},
+         .doc = "persistent state (circuit breakers, queues), created 0700; empty: $DBI_STATE_DIR, else "
+                "/var/lib/dbi when writable, else $XDG_STATE_HOME/dbi, else /tmp/dbi-<uid>"},
         DBI_CONF_END,
 };
 

@@ -81,6 +81,10 @@ static int tmp_dir(char *out, size_t len, struct dbi_errbuf *err)
 
 int dbi_state_dir(const char *configured, char *out, size_t len, struct dbi_errbuf *err)
 {
+	/* DBI_STATE_DIR stands in for an unset runtime.state_dir (containers, tests) */
+	const char *env = getenv("DBI_STATE_DIR");
+	if ((!configured || !*configured) && env && *env)
+		configured = env;
 	if (configured && *configured) {
 		if (configured[0] != '/') {
 			dbi_err_add(err, "runtime.state_dir must be an absolute path, not '%s'", configured);

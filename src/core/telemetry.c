@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dbi/circuit.h"
 #include "dbi/clock.h"
 #include "dbi/component.h"
 #include "dbi/http.h"
@@ -299,6 +300,35 @@ static void bring(struct tpage *pg, const struct dbi_shm_region *reg, const void
 	add_u(pg, "dbi_byte_ring_full_total", true, "times the producer found the ring full", LOAD(&r->full_events));
 }
 
+/* Per-target circuit breakers (PostgreSQL receiver), from their shm tables. */
+static void circuits(struct tpage *pg, const struct dbi_shm_region *reg, const void *p)
+{
+	int n = dbi_circuit_region_count(p, reg->size);
+	const struct dbi_circuit_region *cr = p;
+	for (int i = 0; i < n; i++) {
+		struct dbi_circuit_view v;
+		if (dbi_circuit_snapshot(dbi_circuit_region_at(p, (uint32_t)i), &v) != DBI_OK)
+			continue;
+		static const struct {
+			const char *name;
+			bool counter;
+			const char *help;
+		} m[] = {
+		        {"dbi_circuit_state", false, "circuit breaker state: 0 closed, 1 open, 2 half-open"},
+		        {"dbi_circuit_transitions_total", true, "circuit state changes"},
+		        {"dbi_circuit_failures_total", true, "failed calls (scrapes) seen by the circuit"},
+		        {"dbi_circuit_successes_total", true, "successful calls seen by the circuit"},
+		        {"dbi_circuit_denied_total", true, "scrapes skipped because the circuit was open"},
+		};
+		uint64_t val[] = {(uint64_t)v.state, v.transitions, v.failures, v.successes, v.denied};
+		for (size_t k = 0; k < DBI_ARRAY_LEN(m); k++) {
+			lab(pg, "owner", cr->owner, sizeof(cr->owner));
+			lab(pg, "target", v.target, sizeof(v.target));
+			add_u(pg, m[k].name, m[k].counter, m[k].help, val[k]);
+		}
+	}
+}
+
 static void thread_labels(struct tpage *pg, const char *name, uint32_t role)
 {
 	static const char *const roles[] = {"runtime", "receiver", "processor", "exporter", "extension"};
@@ -422,6 +452,9 @@ int dbi_telemetry_render(struct dbi_shm *shm, char **out, size_t *len)
 				break;
 			case DBI_REGION_THREAD:
 				thread(&pg, &dir[i], p, now);
+				break;
+			case DBI_REGION_CIRCUIT:
+				circuits(&pg, &dir[i], p);
 				break;
 			default:
 				break;

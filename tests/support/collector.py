@@ -80,7 +80,8 @@ class Collector:
         self.log_path = os.path.join(self.tmp, "collector.log")
         self.out_path = os.path.join(self.tmp, "collector.out")
         self.args = list(args)
-        self.env = dict(os.environ, **(env or {}))
+        # state files (circuits, queues) go to the test's temp dir unless the config says otherwise
+        self.env = dict(os.environ, DBI_STATE_DIR=os.path.join(self.tmp, "state"), **(env or {}))
         self.stdout = stdout
         self.proc = None
         self.returncode = None
