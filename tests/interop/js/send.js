@@ -1,16 +1,22 @@
 // send.js — the official OpenTelemetry JS SDK sends known metrics, logs and spans to an
 // OTLP receiver, over one protocol: http-proto (OTLP/HTTP protobuf), http-json (OTLP/HTTP
 // JSON) or grpc (OTLP/gRPC). Used by tests/integration/test_otlp_receiver_interop.py,
-// which checks that dbi received exactly this.
+// which checks that dbi received exactly this, and test_otlp_export_interop.py, which
+// checks that dbi passed it on intact (to otlp_peer.js).
 //
 //   node send.js --protocol http-proto|http-json|grpc --http-port N --grpc-port N --run-id ID
-//                [--token T]
+//                [--token T] [--long-attrs]
 //
-// Prints one JSON line: {"protocol":..., "results":{"metrics":0,"logs":0,"traces":0}}
-// with the SDK's ExportResultCode per signal (0 = success); exits 1 if any failed.
+// The log record is emitted inside the span, so it carries the span's ids. --long-attrs
+// adds an attribute with a 300-character key and one with a 5000-character value to the
+// span and the log record (for New Relic's attribute limits).
+//
+// Prints one JSON line: {"protocol":..., "results":{"metrics":0,"logs":0,"traces":0},
+// "span":{"traceId":..., "spanId":...}} with the SDK's ExportResultCode per signal
+// (0 = success); exits 1 if any failed.
 'use strict';
 
-const { SeverityNumber } = require('@opentelemetry/api');
+const { SeverityNumber, context, trace } = require('@opentelemetry/api');
 const { resourceFromAttributes } = require('@opentelemetry/resources');
 const { MeterProvider, PeriodicExportingMetricReader, AggregationTemporality } = require('@opentelemetry/sdk-metrics');
 const { LoggerProvider, SimpleLogRecordProcessor } = require('@opentelemetry/sdk-logs');
@@ -26,6 +32,8 @@ const httpPort = arg('http-port', '4318');
 const grpcPort = arg('grpc-port', '4317');
 const runId = arg('run-id', 'run');
 const token = arg('token', '');
+const longAttrs = process.argv.includes('--long-attrs')
+	? { ['k'.repeat(300)]: 'long key', 'long.value': 'x'.repeat(5000) } : {};
 const headers = token ? { Authorization: 'Bearer ' + token } : {};
 
 function exporters() {
@@ -96,23 +104,25 @@ async function main() {
 	await meters.forceFlush();
 	await meters.shutdown();
 
+	const tracers = new TracerProvider({ resource, spanProcessors: [new SimpleSpanProcessor({ exporter: watch("traces", ex.traces) })] });
+	const tracer = tracers.getTracer('dbi-interop-tracer', '7.8.9');
+	const span = tracer.startSpan('interop-span', { attributes: { 'span.attr': 'x', count: 3, ...longAttrs } });
+	span.addEvent('halfway', { step: 1 });
+
 	const loggers = new LoggerProvider({ resource, processors: [new SimpleLogRecordProcessor({ exporter: watch("logs", ex.logs) })] });
 	const logger = loggers.getLogger('dbi-interop-logger', '4.5.6');
 	logger.emit({ severityNumber: SeverityNumber.WARN, severityText: 'WARN', body: `interop log ${runId}`,
-		attributes: { 'log.kind': 'test', n: 7 } });
+		attributes: { 'log.kind': 'test', n: 7, ...longAttrs }, context: trace.setSpan(context.active(), span) });
 	await loggers.forceFlush();
 	await loggers.shutdown();
 
-	const tracers = new TracerProvider({ resource, spanProcessors: [new SimpleSpanProcessor({ exporter: watch("traces", ex.traces) })] });
-	const tracer = tracers.getTracer('dbi-interop-tracer', '7.8.9');
-	const span = tracer.startSpan('interop-span', { attributes: { 'span.attr': 'x', count: 3 } });
-	span.addEvent('halfway', { step: 1 });
 	span.end();
 	await tracers.forceFlush();
 	await tracers.shutdown();
 
 	const ok = ['metrics', 'logs', 'traces'].every((s) => results[s] === 0);
-	console.log(JSON.stringify({ protocol, results }));
+	const { traceId, spanId } = span.spanContext();
+	console.log(JSON.stringify({ protocol, results, span: { traceId, spanId } }));
 	process.exitCode = ok ? 0 : 1;
 }
 
