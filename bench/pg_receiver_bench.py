@@ -18,6 +18,7 @@ Targets are loopback addresses of clusters that listen on up to 60 addresses eac
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -51,8 +52,13 @@ def proc_mem_kib(pid):
 def scrapes(shm):
     r = subprocess.run([os.path.join(binary_dir(), "dbi-stat"), "-n", shm, "--once", "--json"],
                        stdout=subprocess.PIPE, text=True, check=True)
-    st = json.loads(r.stdout)["stats"]["receivers"]
+    js = json.loads(r.stdout)
+    st = js["stats"]["receivers"]
     tot = {}
+    for b in js["stats"].get("runtime", []):
+        for k in ("series", "registry_bytes"):
+            if k in b.get("counters", {}):
+                tot[k] = b["counters"][k]["value"]
     for b in st:
         if b["type"] == "postgresql":
             for k, v in b["counters"].items():
@@ -69,6 +75,8 @@ def main():
     ap.add_argument("--scrapers", type=int, default=1)
     ap.add_argument("--rings-points", type=int, default=0)
     ap.add_argument("--rings-bytes", default="")
+    ap.add_argument("--wrap", default="", help="command prefix for the collector (e.g. 'heaptrack -o F')")
+    ap.add_argument("--statements", choices=("on", "off"), default="on", help="the statements group")
     a = ap.parse_args()
 
     nclusters = (a.targets + PER_CLUSTER - 1) // PER_CLUSTER
@@ -92,15 +100,18 @@ def main():
                 x for x in ("points: %d" % a.rings_points if a.rings_points else "",
                             "bytes: %s" % a.rings_bytes if a.rings_bytes else "") if x)
         cfg = ("receivers:\n  postgresql:\n    username: dbi_bench\n    collection_interval: %s\n"
-               "    databases: [%s]\n    targets:\n" % (a.interval, '"*"' if a.dbs else "postgres") +
+               "    databases: [%s]\n%s    targets:\n" % (a.interval, '"*"' if a.dbs else "postgres",
+                                               "    groups: {statements: false}\n"
+                                               if a.statements == "off" else "") +
                "".join("      - {endpoint: '%s'}\n" % t for t in targets) +
                "exporters:\n  nop:\nservice:\n  pipelines:\n    metrics: {receivers: [postgresql], exporters: [nop]}\n"
                "runtime:\n  shm: {name: %s}\n  threads: {scrapers: %d}\n%s" % (shm, a.scrapers, rings))
         path = "/tmp/%s.yaml" % shm
         with open(path, "w") as f:
             f.write(cfg)
-        coll = subprocess.Popen([os.path.join(binary_dir(), "dbi-collector"), "--config", path],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # its own process group: a --wrap wrapper does not pass SIGTERM on to the collector
+        coll = subprocess.Popen(a.wrap.split() + [os.path.join(binary_dir(), "dbi-collector"), "--config", path],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         try:
             interval_s = float(a.interval.rstrip("s"))
             time.sleep(2 * interval_s + 3)
@@ -119,7 +130,7 @@ def main():
                 db_ms += float(r[0][0])
                 calls += int(r[0][1])
         finally:
-            coll.terminate()
+            os.killpg(coll.pid, signal.SIGTERM)
             coll.wait(timeout=60)
         n = s1["scrapes"] - s0["scrapes"]
         print(json.dumps({
@@ -132,6 +143,8 @@ def main():
             "points_per_target_scrape": round((s1["points"] - s0["points"]) / max(n, 1), 1),
             "rss_kib": mem.get("VmRSS"), "rss_anon_kib": mem.get("RssAnon"), "rss_file_kib": mem.get("RssFile"),
             "rss_shmem_kib": mem.get("RssShmem"), "hwm_kib": mem.get("VmHWM"),
+            "statements_group": a.statements, "series": s1.get("series"),
+            "registry_kib": (s1.get("registry_bytes") or 0) // 1024,
         }, indent=1))
     finally:
         for pg in clusters:

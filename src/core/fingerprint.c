@@ -406,7 +406,8 @@ struct dbi_qfp_cache {
 	struct qfp_slot *slots; /* [1..cap]; 0 is the list head sentinel */
 	uint32_t *buckets;
 	uint32_t cap, used, nbuckets;
-	uint32_t free_head; /* chain of free slots through hnext */
+	uint32_t free_head; /* chain of freed slots through hnext */
+	uint32_t fresh;     /* slots [fresh..cap] were never used: taken in order, so pages untouched until needed */
 	struct dbi_qfp_cache_stats st;
 };
 
@@ -439,9 +440,8 @@ struct dbi_qfp_cache *dbi_qfp_cache_create(size_t max_bytes)
 		dbi_qfp_cache_release(c);
 		return NULL;
 	}
-	for (uint32_t i = 1; i <= c->cap; i++)
-		c->slots[i].hnext = i < c->cap ? i + 1 : 0;
-	c->free_head = 1;
+	c->free_head = 0;
+	c->fresh = 1;
 	c->slots[0].prev = c->slots[0].next = 0;
 	c->st.capacity = c->cap;
 	c->st.bytes = sizeof(*c) + (cap + 1) * sizeof(*c->slots) + nb * sizeof(*c->buckets);
@@ -503,12 +503,16 @@ static void slot_remove(struct dbi_qfp_cache *c, uint32_t i)
 static uint32_t slot_insert(struct dbi_qfp_cache *c, uint8_t kind, uint32_t tag, uint64_t key)
 {
 	uint32_t i, b;
-	if (!c->free_head) {
-		slot_remove(c, c->slots[0].prev); /* least recently used */
-		c->st.evictions++;
+	if (!c->free_head && c->fresh <= c->cap) {
+		i = c->fresh++;
+	} else {
+		if (!c->free_head) {
+			slot_remove(c, c->slots[0].prev); /* least recently used */
+			c->st.evictions++;
+		}
+		i = c->free_head;
+		c->free_head = c->slots[i].hnext;
 	}
-	i = c->free_head;
-	c->free_head = c->slots[i].hnext;
 	struct qfp_slot *s = &c->slots[i];
 	s->kind = kind;
 	s->tag = tag;
@@ -569,7 +573,7 @@ void dbi_qfp_cache_mark_sampled(struct dbi_qfp_cache *c, uint32_t tag, uint64_t 
 
 void dbi_qfp_cache_forget(struct dbi_qfp_cache *c, uint32_t tag)
 {
-	for (uint32_t i = 1; i <= c->cap; i++)
+	for (uint32_t i = 1; i < c->fresh; i++)
 		if (c->slots[i].kind && c->slots[i].tag == tag)
 			slot_remove(c, i);
 }

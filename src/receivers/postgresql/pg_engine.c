@@ -52,9 +52,14 @@ struct pg_thread {
 	uint64_t file_check;
 	struct pg_db **grave; /* databases dropped during an event batch, freed after it */
 	size_t ngrave, capgrave;
-	struct dbi_qfp_cache *qfp; /* query fingerprints, shared by this thread's targets */
+	/* the statements group, shared by this thread's targets: fingerprints, sink, text scratch */
+	struct dbi_qfp_cache *qfp;
+	struct dbi_pgss_sink pgss_sink;
+	char *pgss_text;
 	uint32_t next_tag;
 };
+
+#define PG_PGSS_SAMPLE_MAX 4096 /* bytes of normalized text in a query sample */
 
 /* ---- the statements group: statements.c's output goes into this thread's rings ---- */
 
@@ -472,37 +477,36 @@ static int pgss_start(struct pg_thread *th, struct pg_session *s)
 	const struct pg_cfg *cfg = cfg_of(th->pg);
 
 	if (!t->pgss) {
-		static const struct dbi_pgss_sink sink_ops = {
-		        .point = pgss_point, .reserve = pgss_reserve, .commit = pgss_commit};
-		struct dbi_pgss_sink *sink = malloc(sizeof(*sink));
 		struct dbi_errbuf err;
 		if (!th->qfp)
 			th->qfp = dbi_qfp_cache_create(4u << 20);
-		if (!sink || !th->qfp) {
-			free(sink);
+		if (!th->pgss_text)
+			th->pgss_text = malloc(PG_PGSS_SAMPLE_MAX);
+		if (!th->qfp || !th->pgss_text) {
 			t->pgss_broken = true;
 			return DBI_OK;
 		}
-		*sink = sink_ops;
-		sink->ctx = th;
+		th->pgss_sink = (struct dbi_pgss_sink){
+		        .ctx = th, .point = pgss_point, .reserve = pgss_reserve, .commit = pgss_commit};
 		struct dbi_pgss_config pc = {.reg = th->pg->reg,
 		                             .resource = t->res_server,
 		                             .scope = th->pg->scope,
-		                             .sink = sink,
+		                             .sink = &th->pgss_sink,
 		                             .limit = (uint32_t)cfg->stmt_limit,
 		                             .max_statements = (uint32_t)cfg->stmt_max,
+		                             .sample_max = PG_PGSS_SAMPLE_MAX,
 		                             .cache = th->qfp,
-		                             .tag = ++th->next_tag};
+		                             .tag = ++th->next_tag,
+		                             .text_buf = th->pgss_text,
+		                             .text_buf_len = PG_PGSS_SAMPLE_MAX};
 		dbi_err_clear(&err);
 		t->pgss = dbi_pgss_create(&pc, &err);
 		if (!t->pgss) {
-			free(sink);
 			t->pgss_broken = true;
 			DBI_LOGE(PG_COMP, "statements group off: cannot create its state", "target=%s error=\"%s\"",
 			         t->tc->instance_id, err.msg);
 			return DBI_OK;
 		}
-		t->pgss_sink = sink;
 		t->pgss_tag = pc.tag;
 	}
 	if (t->pgss_conn != s->conn_gen) {
@@ -1087,7 +1091,6 @@ static void target_free(struct pg_thread *th, struct pg_target *t)
 		dbi_pgss_release(t->pgss);
 		dbi_qfp_cache_forget(th->qfp, t->pgss_tag);
 	}
-	free(t->pgss_sink);
 	free(t);
 }
 
@@ -1194,6 +1197,7 @@ int dbi_pg_run(struct dbi_pg *pg, struct dbi_rctx *rctx)
 	free(th.tg);
 	if (th.qfp) /* after the targets: each forgets its entries in it */
 		dbi_qfp_cache_release(th.qfp);
+	free(th.pgss_text);
 	atomic_store_explicit(&pg->seen_gen[th.me], UINT64_MAX, memory_order_release);
 	close(th.ep);
 	dbi_rctx_flush(rctx);

@@ -358,7 +358,6 @@ struct pg_target {
 	bool pgss_broken;   /* could not be created: off for this target */
 	uint32_t pgss_conn; /* main session conn_gen the module was told about */
 	uint32_t pgss_tag;  /* this target's key in the thread's fingerprint cache */
-	struct dbi_pgss_sink *pgss_sink;
 	char pgss_extversion[16];
 	struct dbi_pgss_query pq[DBI_PGSS_MAX_QUERIES];
 	struct pg_breaker breaker;

@@ -17,6 +17,11 @@
  *    per-database aggregates, and keeps the top-N in a bounded min-heap (O(n log N), no
  *    full sort); statements falling out of the heap go into "other" as they fall, so
  *    top-N + other = all, exactly for counts. Nothing allocates in the steady state.
+ *  - Collector memory: a fleet has many small targets, so every per-target array starts
+ *    small (a few statements, databases, export slots) and doubles on the cold path when
+ *    a target shows more; the limits (max_statements, 2 x limit export slots) only cap
+ *    the growth. Buffers needed only while texts arrive (the normalized-text buffer) are
+ *    shared by the targets of one scraper thread.
  */
 #include "statements.h"
 
@@ -356,6 +361,11 @@ bool dbi_pgss_status_disables(enum dbi_pgss_status st)
 
 /* ---- state ---- */
 
+/*
+ * A tracked statement. Its last cumulative counters live beside it in dbi_pgss.cur,
+ * packed: only the columns the counters query reads (npk of them, not all of struct
+ * dbi_pgss_ctrs), since a fleet keeps one of these per statement per target.
+ */
 struct stmt {
 	uint32_t dbid, userid;
 	int64_t queryid;
@@ -365,7 +375,6 @@ struct stmt {
 	uint64_t fp;
 	uint64_t stats_since;
 	double min_exec, max_exec;
-	struct dbi_pgss_ctrs cur;
 };
 
 /*
@@ -384,18 +393,19 @@ struct xslot {
 	uint32_t sid[DBI_PGSS_M_COUNT];
 };
 
+/* A top-N candidate; its interval delta is packed in dbi_pgss.topd at the same slot. */
 struct topslot {
-	double key; /* interval exec time */
-	uint32_t dbid, userid;
+	double key;     /* interval exec time */
+	uint64_t calls; /* interval calls: the first tie-break */
 	int64_t queryid;
-	uint8_t toplevel;
+	uint32_t dbid, userid;
 	uint32_t idx; /* entry index (refreshed after compaction) */
-	struct dbi_pgss_ctrs d;
+	uint8_t toplevel;
 };
 
 struct dbslot {
 	uint32_t dbid;
-	uint8_t used, has_other, series_done;
+	uint8_t used, has_other, series_done, other_done;
 	uint32_t active_gen;
 	struct dbi_pgss_ctrs other;
 	double exec_ms; /* top-level */
@@ -429,12 +439,14 @@ struct dbi_pgss {
 
 	/* statements */
 	struct stmt *st;
+	uint64_t *cur;   /* npk packed counters per entry, parallel to st */
 	uint32_t *index; /* entry + 1, linear probing */
 	struct xslot *xs;
 	struct dbslot *dbs;
 	uint32_t *active_dbs; /* slot indices active this scrape */
 	struct hidden_agg *hid;
 	struct topslot *top; /* top-N slots */
+	uint64_t *topd;      /* npk packed interval deltas per top slot */
 	uint32_t *heap;      /* slot numbers, min-heap on key */
 	struct namemap dbnames, rolenames;
 
@@ -452,8 +464,11 @@ struct dbi_pgss {
 	uint32_t *want_db, *want_role;
 	char *param_q, *param_db, *param_role;
 	size_t param_q_cap, param_oid_cap;
-	char *normbuf;
+	char *normbuf; /* cfg.text_buf, or our own */
+	char *counters_sql;
 
+	uint8_t pk[DBI_PGSS_NCTR + DBI_PGSS_NTM]; /* packed column i: a counter (< NCTR) or NCTR + a time */
+	uint32_t npk;
 	uint32_t mid[DBI_PGSS_M_COUNT];
 	uint32_t db_exec_mid, db_hist_mid, dealloc_mid, tracked_mid;
 	uint32_t dealloc_sid, tracked_sid;
@@ -461,16 +476,17 @@ struct dbi_pgss {
 	enum dbi_pgss_api api;
 	uint32_t gen;
 	uint32_t n, cap, icap;
-	uint32_t xcap, xhand; /* export slot pool size, clock hand */
+	uint32_t xcap, xused, xfree, xhand; /* export slots: allocated, ever handed out, free among those, clock */
 	uint32_t dbcap, ndbs, nactive_dbs;
 	uint32_t nhid, hidcap;
-	uint32_t ntop;
+	uint32_t ntop, topcap;
 	enum phase phase;
 	enum dbi_pgss_status status;
 	unsigned nq, got;
-	uint32_t nwant_q, nwant_db, nwant_role, want_db_cap, want_role_cap;
+	uint32_t nwant_q, nwant_db, nwant_role, want_q_cap, want_db_cap, want_role_cap;
 
 	bool own_cache;
+	bool own_normbuf;
 	bool api_known;     /* probed or set for this connection */
 	bool ext_missing;   /* probe found no extension */
 	bool have_baseline; /* a previous scrape's counters exist */
@@ -483,7 +499,6 @@ struct dbi_pgss {
 	bool have_dealloc_delta;
 	bool counters_taken;
 	char msg[256];
-	char counters_sql[1024];
 };
 
 /* ---- small helpers ---- */
@@ -529,9 +544,62 @@ static bool ctrs_active(const struct dbi_pgss_ctrs *d)
 	return d->t[DBI_PGSS_T_EXEC] > 0 || d->t[DBI_PGSS_T_PLAN] > 0;
 }
 
+/* The columns worth keeping per statement: calls, execution time, and what the metrics read. */
+static void pack_layout(struct dbi_pgss *s)
+{
+	bool want[DBI_PGSS_NCTR + DBI_PGSS_NTM] = {false};
+
+	want[DBI_PGSS_C_CALLS] = want[DBI_PGSS_NCTR + DBI_PGSS_T_EXEC] = true;
+	for (int m = 0; m < DBI_PGSS_M_COUNT; m++) {
+		if (!(s->cfg.metrics & DBI_PGSS_M_BIT(m)))
+			continue;
+		if (metric_ctr[m] >= 0)
+			want[metric_ctr[m]] = true;
+		if (metric_tm[m] >= 0)
+			want[DBI_PGSS_NCTR + metric_tm[m]] = true;
+		if (m == DBI_PGSS_M_PLAN_TIME)
+			want[DBI_PGSS_C_PLANS] = true; /* read with it: a re-creation sign like any counter */
+	}
+	s->npk = 0;
+	for (unsigned i = 0; i < DBI_ARRAY_LEN(want); i++)
+		if (want[i])
+			s->pk[s->npk++] = (uint8_t)i;
+}
+
+static void ctrs_pack(const struct dbi_pgss *s, uint64_t *dst, const struct dbi_pgss_ctrs *v)
+{
+	for (uint32_t i = 0; i < s->npk; i++) {
+		unsigned k = s->pk[i];
+		if (k < DBI_PGSS_NCTR)
+			dst[i] = v->c[k];
+		else
+			memcpy(&dst[i], &v->t[k - DBI_PGSS_NCTR], sizeof(dst[i]));
+	}
+}
+
+static void ctrs_unpack(const struct dbi_pgss *s, const uint64_t *src, struct dbi_pgss_ctrs *v)
+{
+	memset(v, 0, sizeof(*v));
+	for (uint32_t i = 0; i < s->npk; i++) {
+		unsigned k = s->pk[i];
+		if (k < DBI_PGSS_NCTR)
+			v->c[k] = src[i];
+		else
+			memcpy(&v->t[k - DBI_PGSS_NCTR], &src[i], sizeof(src[i]));
+	}
+}
+
+/* The columns we do not keep, zeroed: what a packed round trip leaves of a row's counters. */
+static void ctrs_mask(const struct dbi_pgss *s, struct dbi_pgss_ctrs *v)
+{
+	uint64_t tmp[DBI_PGSS_NCTR + DBI_PGSS_NTM];
+	ctrs_pack(s, tmp, v);
+	ctrs_unpack(s, tmp, v);
+}
+
 static void *grow_array(struct dbi_pgss *s, void *p, size_t elem, uint32_t *cap, uint32_t want)
 {
-	uint32_t nc = *cap ? *cap : 16;
+	uint32_t nc = *cap ? *cap * 2 : 16;
 	void *np;
 	while (nc < want)
 		nc *= 2;
@@ -571,7 +639,7 @@ static void name_put(struct dbi_pgss *s, struct namemap *m, uint32_t oid, const 
 {
 	if (m->n + 1 > m->cap / 2) {
 		struct namemap nm = {0};
-		uint32_t ncap = m->cap ? m->cap * 2 : 64;
+		uint32_t ncap = m->cap ? m->cap * 2 : 8;
 		if (ncap > (1u << 20))
 			return; /* bound: names beyond this stay OIDs */
 		nm.v = calloc(ncap, sizeof(*nm.v));
@@ -638,30 +706,50 @@ static void index_rebuild(struct dbi_pgss *s)
 		index_insert(s, e);
 }
 
-static int table_grow(struct dbi_pgss *s)
+/*
+ * Cold path: room for at least want statements (capped at max_statements). The index
+ * stays a power of two at least twice the table, so probes stay short.
+ */
+static int table_reserve(struct dbi_pgss *s, uint32_t want)
 {
-	uint32_t ncap = s->cap * 2;
+	uint32_t ncap = DBI_MIN(want, s->cfg.max_statements), nicap = 1;
 	struct stmt *nst;
+	uint64_t *ncur;
 	uint32_t *nidx;
 
-	if (ncap > s->cfg.max_statements)
-		ncap = s->cfg.max_statements;
 	if (ncap <= s->cap)
 		return DBI_ERR;
+	while (nicap < 2 * ncap)
+		nicap <<= 1;
 	nst = realloc(s->st, (size_t)ncap * sizeof(*nst));
 	if (!nst)
 		return DBI_ERR;
 	s->st = nst;
-	nidx = calloc((size_t)ncap * 2, sizeof(*nidx));
+	ncur = realloc(s->cur, (size_t)ncap * s->npk * sizeof(*ncur));
+	if (!ncur)
+		return DBI_ERR; /* s->st is larger, the rest unchanged: still consistent */
+	s->cur = ncur;
+	nidx = calloc(nicap, sizeof(*nidx));
 	if (!nidx)
-		return DBI_ERR; /* s->st is larger, index unchanged: still consistent */
+		return DBI_ERR;
 	free(s->index);
 	s->index = nidx;
-	s->icap = ncap * 2;
+	s->icap = nicap;
 	s->cap = ncap;
-	s->stats.grow_allocs += 2;
+	s->stats.grow_allocs += 3;
 	index_rebuild(s);
 	return DBI_OK;
+}
+
+/*
+ * Before the rows of a scrape: the table grows once to what pg_stat_statements holds now,
+ * with 1/8 headroom, instead of doubling its way there (a fleet of targets with 70
+ * statements each would otherwise keep 128 slots apiece). It never shrinks.
+ */
+static void table_fit(struct dbi_pgss *s, size_t nrows)
+{
+	if (nrows > s->cap)
+		table_reserve(s, (uint32_t)DBI_MIN(nrows + nrows / 8 + 4, (size_t)UINT32_MAX / 4));
 }
 
 static void xslot_free(struct dbi_pgss *s, struct stmt *t)
@@ -669,6 +757,7 @@ static void xslot_free(struct dbi_pgss *s, struct stmt *t)
 	if (!t->xslot)
 		return;
 	s->xs[t->xslot - 1].used_gen = 0;
+	s->xfree++;
 	t->xslot = 0;
 }
 
@@ -677,7 +766,7 @@ static void xslot_free(struct dbi_pgss *s, struct stmt *t)
 static struct dbslot *db_slot(struct dbi_pgss *s, uint32_t dbid)
 {
 	if (s->ndbs + 1 > s->dbcap / 2) {
-		uint32_t ncap = s->dbcap ? s->dbcap * 2 : 32;
+		uint32_t ncap = s->dbcap ? s->dbcap * 2 : 4;
 		struct dbslot *nd = calloc(ncap, sizeof(*nd));
 		uint32_t *na = calloc(ncap, sizeof(*na));
 		if (!nd || !na) {
@@ -758,8 +847,8 @@ static bool top_less(const struct topslot *a, const struct topslot *b)
 {
 	if (a->key != b->key)
 		return a->key < b->key;
-	if (a->d.c[DBI_PGSS_C_CALLS] != b->d.c[DBI_PGSS_C_CALLS])
-		return a->d.c[DBI_PGSS_C_CALLS] < b->d.c[DBI_PGSS_C_CALLS];
+	if (a->calls != b->calls)
+		return a->calls < b->calls;
 	if (a->queryid != b->queryid)
 		return a->queryid > b->queryid;
 	if (a->dbid != b->dbid)
@@ -809,30 +898,64 @@ static void to_other(struct dbi_pgss *s, uint32_t dbid, const struct dbi_pgss_ct
 	ctrs_add(&db->other, d);
 }
 
+/* Cold path: more statements active in one interval than ever before (up to limit). */
+static void top_grow(struct dbi_pgss *s)
+{
+	uint32_t ncap = DBI_MIN(s->topcap ? 2 * s->topcap : 16, s->cfg.limit);
+	struct topslot *nt = realloc(s->top, (size_t)ncap * sizeof(*nt));
+	uint64_t *nd;
+	uint32_t *nh;
+
+	if (!nt)
+		return;
+	s->top = nt;
+	nd = realloc(s->topd, (size_t)ncap * s->npk * sizeof(*nd));
+	if (!nd)
+		return;
+	s->topd = nd;
+	nh = realloc(s->heap, (size_t)ncap * sizeof(*nh));
+	if (!nh)
+		return;
+	s->heap = nh;
+	s->topcap = ncap; /* only now: every array holds ncap */
+	s->stats.grow_allocs += 3;
+}
+
 /* Offer an active statement's delta to the top-N; what does not stay goes to "other". */
 static void top_offer(struct dbi_pgss *s, const struct stmt *t, uint32_t idx, const struct dbi_pgss_ctrs *d)
 {
 	struct topslot cand = {.key = d->t[DBI_PGSS_T_EXEC],
+	                       .calls = d->c[DBI_PGSS_C_CALLS],
+	                       .queryid = t->queryid,
 	                       .dbid = t->dbid,
 	                       .userid = t->userid,
-	                       .queryid = t->queryid,
-	                       .toplevel = t->toplevel,
 	                       .idx = idx,
-	                       .d = *d};
-	if (s->ntop < s->cfg.limit) {
+	                       .toplevel = t->toplevel};
+	if (s->ntop == s->topcap && s->topcap < s->cfg.limit)
+		top_grow(s);
+	if (s->ntop < s->topcap) {
 		uint32_t slot = s->ntop;
 		s->top[slot] = cand;
+		ctrs_pack(s, &s->topd[(size_t)slot * s->npk], d);
 		s->heap[s->ntop++] = slot;
 		heap_up(s, s->ntop - 1);
 		return;
 	}
-	struct topslot *min = &s->top[s->heap[0]];
-	if (!top_less(min, &cand)) {
-		to_other(s, cand.dbid, &cand.d);
+	if (!s->ntop) {
+		to_other(s, cand.dbid, d); /* out of memory: still counted, in "other" */
 		return;
 	}
-	to_other(s, min->dbid, &min->d);
+	uint32_t slot = s->heap[0];
+	struct topslot *min = &s->top[slot];
+	struct dbi_pgss_ctrs out;
+	if (!top_less(min, &cand)) {
+		to_other(s, cand.dbid, d);
+		return;
+	}
+	ctrs_unpack(s, &s->topd[(size_t)slot * s->npk], &out);
+	to_other(s, min->dbid, &out);
 	*min = cand;
+	ctrs_pack(s, &s->topd[(size_t)slot * s->npk], d);
 	heap_down(s, 0);
 }
 
@@ -898,25 +1021,25 @@ struct dbi_pgss *dbi_pgss_create(const struct dbi_pgss_config *cfg, struct dbi_e
 	if (!s->db_exec_mid || !s->db_hist_mid || !s->dealloc_mid || !s->tracked_mid)
 		goto reg;
 
-	s->cap = DBI_MIN(1024u, s->cfg.max_statements);
+	/* small to start: most targets of a fleet track tens of statements, not thousands */
+	s->cap = DBI_MIN(DBI_PGSS_INITIAL_STATEMENTS, s->cfg.max_statements);
 	s->icap = 1;
 	while (s->icap < 2 * s->cap)
 		s->icap <<= 1;
+	pack_layout(s);
 	s->st = calloc(s->cap, sizeof(*s->st));
+	s->cur = calloc((size_t)s->cap * s->npk, sizeof(*s->cur));
 	s->index = calloc(s->icap, sizeof(*s->index));
-	s->top = calloc(s->cfg.limit, sizeof(*s->top));
-	s->xcap = 2 * s->cfg.limit;
-	s->xs = calloc(s->xcap, sizeof(*s->xs));
-	s->heap = calloc(s->cfg.limit, sizeof(*s->heap));
-	s->want_q = calloc(s->cfg.limit, sizeof(*s->want_q));
-	s->param_q_cap = (size_t)s->cfg.limit * 22 + 4;
-	s->param_q = malloc(s->param_q_cap);
-	s->normbuf = malloc(s->cfg.sample_max);
-	s->dbcap = 32;
+	s->dbcap = 4;
 	s->dbs = calloc(s->dbcap, sizeof(*s->dbs));
 	s->active_dbs = calloc(s->dbcap, sizeof(*s->active_dbs));
-	if (!s->st || !s->index || !s->top || !s->xs || !s->heap || !s->want_q || !s->param_q || !s->normbuf ||
-	    !s->dbs || !s->active_dbs)
+	if (cfg->text_buf && cfg->text_buf_len >= s->cfg.sample_max) {
+		s->normbuf = cfg->text_buf;
+	} else {
+		s->normbuf = malloc(s->cfg.sample_max);
+		s->own_normbuf = true;
+	}
+	if (!s->st || !s->cur || !s->index || !s->normbuf || !s->dbs || !s->active_dbs)
 		goto oom;
 	s->phase = PH_IDLE;
 	return s;
@@ -941,12 +1064,14 @@ void dbi_pgss_release(struct dbi_pgss *s)
 	free(s->dbnames.v);
 	free(s->rolenames.v);
 	free(s->st);
+	free(s->cur);
 	free(s->index);
 	free(s->xs);
 	free(s->dbs);
 	free(s->active_dbs);
 	free(s->hid);
 	free(s->top);
+	free(s->topd);
 	free(s->heap);
 	free(s->want_q);
 	free(s->want_db);
@@ -954,16 +1079,31 @@ void dbi_pgss_release(struct dbi_pgss *s)
 	free(s->param_q);
 	free(s->param_db);
 	free(s->param_role);
-	free(s->normbuf);
+	if (s->own_normbuf)
+		free(s->normbuf);
+	free(s->counters_sql);
 	free(s);
 }
 
 void dbi_pgss_set_api(struct dbi_pgss *s, enum dbi_pgss_api api)
 {
+	char sql[1024];
+	size_t len = api != DBI_PGSS_API_NONE ? dbi_pgss_build_counters_sql(api, s->cfg.metrics, sql, sizeof(sql)) : 0;
+
 	s->api = api;
-	s->api_known = api != DBI_PGSS_API_NONE &&
-	               dbi_pgss_build_counters_sql(api, s->cfg.metrics, s->counters_sql, sizeof(s->counters_sql)) > 0;
+	s->api_known = false;
 	s->ext_missing = false;
+	if (!len)
+		return;
+	/* once per connection: kept at its exact size (a fleet has one per target) */
+	if (!s->counters_sql || strcmp(s->counters_sql, sql) != 0) {
+		char *dup = strdup(sql);
+		if (!dup)
+			return;
+		free(s->counters_sql);
+		s->counters_sql = dup;
+	}
+	s->api_known = true;
 }
 
 void dbi_pgss_connected(struct dbi_pgss *s, int server_version_num)
@@ -1069,12 +1209,12 @@ static void counters_row(struct dbi_pgss *s, const struct dbi_pgss_row *r, bool 
 	/* hidden aggregates get their own key space (bit 1 of the key's toplevel byte) */
 	uint8_t tl = (uint8_t)(r->toplevel ? 1 : 0) | (hidden ? 2 : 0);
 	uint32_t e = index_find(s, r->dbid, r->userid, hidden ? 0 : r->queryid, tl);
-	struct dbi_pgss_ctrs d;
+	struct dbi_pgss_ctrs d, prev, v = r->v;
 	bool have_delta = false;
 	struct stmt *t;
 
 	if (e == UINT32_MAX) {
-		if (s->n == s->cap && table_grow(s) != DBI_OK) {
+		if (s->n == s->cap && table_reserve(s, 2 * s->cap) != DBI_OK) {
 			s->stats.overflow_rows++;
 			s->overflow_now = true;
 			return;
@@ -1095,7 +1235,8 @@ static void counters_row(struct dbi_pgss *s, const struct dbi_pgss_row *r, bool 
 		 * aggregates are sums over entries we cannot tell apart: baseline only.
 		 */
 		if (s->have_baseline && !s->prev_overflow && (!hidden || s->reset_in_interval)) {
-			d = r->v;
+			ctrs_mask(s, &v); /* a delta has exactly the columns a kept baseline has */
+			d = v;
 			have_delta = true;
 		}
 	} else {
@@ -1105,27 +1246,29 @@ static void counters_row(struct dbi_pgss *s, const struct dbi_pgss_row *r, bool 
 			return;
 		}
 		bool recreated = s->reset_in_interval;
+		ctrs_unpack(s, &s->cur[(size_t)e * s->npk], &prev);
+		ctrs_mask(s, &v);
 		if (!recreated && r->stats_since && t->stats_since && r->stats_since != t->stats_since)
 			recreated = true;
-		if (!recreated && ctrs_decreased(&r->v, &t->cur))
+		if (!recreated && ctrs_decreased(&v, &prev))
 			recreated = true;
 		/* min only falls and max only rises over an entry's life (PG < 17: no minmax-only reset) */
-		if (!recreated && !r->stats_since && !hidden && t->cur.c[DBI_PGSS_C_CALLS] &&
-		    r->v.c[DBI_PGSS_C_CALLS] && (r->max_exec < t->max_exec || r->min_exec > t->min_exec))
+		if (!recreated && !r->stats_since && !hidden && prev.c[DBI_PGSS_C_CALLS] && v.c[DBI_PGSS_C_CALLS] &&
+		    (r->max_exec < t->max_exec || r->min_exec > t->min_exec))
 			recreated = true;
 		if (recreated) {
 			s->stats.rebaselines++;
 			if (!hidden || s->reset_in_interval) {
-				d = r->v;
+				d = v;
 				have_delta = true;
 			}
 		} else {
-			ctrs_sub(&d, &r->v, &t->cur);
+			ctrs_sub(&d, &v, &prev);
 			have_delta = true;
 		}
 	}
 	t->seen = s->gen;
-	t->cur = r->v;
+	ctrs_pack(s, &s->cur[(size_t)e * s->npk], &r->v);
 	t->stats_since = r->stats_since;
 	t->min_exec = r->min_exec;
 	t->max_exec = r->max_exec;
@@ -1201,8 +1344,15 @@ static void plan_followups(struct dbi_pgss *s)
 			uint32_t j;
 			for (j = 0; j < s->nwant_q && s->want_q[j] != t->queryid; j++)
 				;
-			if (j == s->nwant_q)
+			if (j == s->nwant_q) {
+				if (s->nwant_q == s->want_q_cap) {
+					int64_t *nw = grow_array(s, s->want_q, sizeof(*nw), &s->want_q_cap, s->nwant_q + 1);
+					if (!nw)
+						continue;
+					s->want_q = nw;
+				}
 				s->want_q[s->nwant_q++] = t->queryid;
+			}
 		}
 		if (!name_get(&s->rolenames, t->userid)) {
 			uint32_t j;
@@ -1256,8 +1406,10 @@ static void counters_end(struct dbi_pgss *s)
 				xslot_free(s, &s->st[e]);
 				continue;
 			}
-			if (j != e)
+			if (j != e) {
 				s->st[j] = s->st[e];
+				memcpy(&s->cur[(size_t)j * s->npk], &s->cur[(size_t)e * s->npk], s->npk * sizeof(*s->cur));
+			}
 			j++;
 		}
 		s->n = j;
@@ -1324,6 +1476,7 @@ int dbi_pgss_feed_counters(struct dbi_pgss *s, const struct dbi_pgss_info *befor
 	if (s->phase == PH_IDLE || s->phase == PH_DONE || s->phase == PH_FAILED)
 		return DBI_ERR;
 	counters_start(s, before);
+	table_fit(s, n);
 	for (size_t i = 0; i < n; i++)
 		row_in(s, &rows[i]);
 	counters_end(s);
@@ -1536,6 +1689,25 @@ static uint32_t intern_series_set(struct dbi_pgss *s, const struct dbi_attr *a, 
 	return attrs;
 }
 
+/* Cold path: room for more exported statements, doubling up to 2 x limit slots. */
+static int xslot_grow(struct dbi_pgss *s)
+{
+	uint32_t max = 2 * s->cfg.limit, ncap;
+	struct xslot *nx;
+
+	if (s->xcap >= max)
+		return DBI_ERR;
+	ncap = DBI_MIN(s->xcap ? 2 * s->xcap : 16, max);
+	nx = realloc(s->xs, (size_t)ncap * sizeof(*nx));
+	if (!nx)
+		return DBI_ERR;
+	memset(nx + s->xcap, 0, (size_t)(ncap - s->xcap) * sizeof(*nx));
+	s->xs = nx;
+	s->xcap = ncap;
+	s->stats.grow_allocs++;
+	return DBI_OK;
+}
+
 static struct xslot *stmt_series(struct dbi_pgss *s, struct stmt *t)
 {
 	struct xslot *x;
@@ -1549,11 +1721,24 @@ static struct xslot *stmt_series(struct dbi_pgss *s, struct stmt *t)
 		    (x->named || !name_get(&s->dbnames, t->dbid) || !name_get(&s->rolenames, t->userid)))
 			return x;
 	} else {
-		uint32_t slot = s->xhand;
-		/* clock: the first slot not used by this scrape (one exists: pool = 2 x limit) */
-		while (s->xs[slot].used_gen == s->gen)
-			slot = (slot + 1) % s->xcap;
-		s->xhand = (slot + 1) % s->xcap;
+		uint32_t slot;
+		if (s->xfree) {
+			/* a slot its statement left (gone from pg_stat_statements, or reconnect) */
+			for (slot = s->xhand; s->xs[slot].used_gen; slot = (slot + 1) % s->xused)
+				;
+			s->xfree--;
+		} else if (s->xused < s->xcap || xslot_grow(s) == DBI_OK) {
+			slot = s->xused++;
+		} else {
+			/* clock: the first slot not used by this scrape (one exists at 2 x limit) */
+			uint32_t tries = 0;
+			for (slot = s->xhand % s->xused; s->xs[slot].used_gen == s->gen && tries < s->xused;
+			     slot = (slot + 1) % s->xused)
+				tries++;
+			if (tries == s->xused)
+				return NULL; /* out of memory below 2 x limit slots: counted by the caller */
+		}
+		s->xhand = (slot + 1) % s->xused;
 		x = &s->xs[slot];
 		if (x->used_gen) {
 			uint32_t owner = index_find(s, x->dbid, x->userid, x->queryid, x->toplevel);
@@ -1587,18 +1772,29 @@ static struct xslot *stmt_series(struct dbi_pgss *s, struct stmt *t)
 	return x;
 }
 
+/* The "other" series of a database: only once it has any (most targets never do: limit 200). */
+static void db_other_series(struct dbi_pgss *s, struct dbslot *db)
+{
+	char dbb[16];
+	struct dbi_attr a[3] = {
+	        {.key = "postgresql.database.name", .type = DBI_AT_STR, .v.s = db_name(s, db->dbid, dbb, sizeof(dbb))},
+	        {.key = "db.query.fingerprint", .type = DBI_AT_STR, .v.s = "other"},
+	        {.key = "postgresql.queryid", .type = DBI_AT_STR, .v.s = "other"},
+	};
+	intern_series_set(s, a, 3, db->other_sid);
+	db->other_done = 1;
+}
+
 static void db_series(struct dbi_pgss *s, struct dbslot *db)
 {
 	char dbb[16];
 	const char *name = db_name(s, db->dbid, dbb, sizeof(dbb));
-	struct dbi_attr a[3] = {
+	struct dbi_attr a[1] = {
 	        {.key = "postgresql.database.name", .type = DBI_AT_STR, .v.s = name},
-	        {.key = "db.query.fingerprint", .type = DBI_AT_STR, .v.s = "other"},
-	        {.key = "postgresql.queryid", .type = DBI_AT_STR, .v.s = "other"},
 	};
 	uint32_t one;
 
-	intern_series_set(s, a, 3, db->other_sid);
+	db->other_done = 0; /* the name may have changed: re-interned when next needed */
 	one = dbi_attrs_intern(s->cfg.reg, a, 1);
 	db->exec_sid = one ? dbi_series_intern(s->cfg.reg, s->db_exec_mid, s->cfg.resource, s->cfg.scope, one) : 0;
 	db->hist_sid = one ? dbi_series_intern(s->cfg.reg, s->db_hist_mid, s->cfg.resource, s->cfg.scope, one) : 0;
@@ -1663,19 +1859,28 @@ int dbi_pgss_emit(struct dbi_pgss *s)
 		for (uint32_t k = 0; k < s->ntop; k++) {
 			struct topslot *ts = &s->top[s->heap[k]];
 			struct stmt *t = &s->st[ts->idx];
+			struct dbi_pgss_ctrs d;
 			struct xslot *x;
 			if (!t->has_fp)
 				s->stats.text_missing++;
 			x = stmt_series(s, t);
+			if (!x) {
+				s->stats.dropped_points += (uint64_t)__builtin_popcount(s->cfg.metrics);
+				continue;
+			}
 			x->used_gen = s->gen;
-			emit_metrics(s, x->sid, &ts->d);
+			ctrs_unpack(s, &s->topd[(size_t)s->heap[k] * s->npk], &d);
+			emit_metrics(s, x->sid, &d);
 		}
 		for (uint32_t k = 0; k < s->nactive_dbs; k++) {
 			struct dbslot *db = &s->dbs[s->active_dbs[k]];
 			if (!db->series_done)
 				db_series(s, db);
-			if (db->has_other)
+			if (db->has_other) {
+				if (!db->other_done)
+					db_other_series(s, db);
 				emit_metrics(s, db->other_sid, &db->other);
+			}
 			emit_point(s, db->exec_sid, DBI_PK_SUM, true, db->exec_ms / 1000.0, 0);
 			emit_hist(s, db);
 		}
@@ -1693,13 +1898,15 @@ size_t dbi_pgss_last_top(const struct dbi_pgss *s, struct dbi_pgss_top *out, siz
 	for (uint32_t k = 0; k < s->ntop && n < max; k++, n++) {
 		const struct topslot *ts = &s->top[s->heap[k]];
 		const struct stmt *t = &s->st[ts->idx];
+		struct dbi_pgss_ctrs d;
+		ctrs_unpack(s, &s->topd[(size_t)s->heap[k] * s->npk], &d);
 		out[n] = (struct dbi_pgss_top){.dbid = ts->dbid,
 		                               .userid = ts->userid,
 		                               .queryid = ts->queryid,
 		                               .toplevel = ts->toplevel,
 		                               .has_fp = t->has_fp,
 		                               .fp = t->fp,
-		                               .delta = ts->d};
+		                               .delta = d};
 	}
 	return n;
 }
@@ -1899,11 +2106,13 @@ static int result_error(struct dbi_pgss *s, const PGresult *r)
 	return fail(s, DBI_PGSS_FAILED, "pg_stat_statements query failed: %s", detail);
 }
 
+/* A text array literal "{1,2,3}"; cap must allow n elements (22 bytes each for int8, 12 for oid) + 3. */
 static void build_int_array(char *buf, size_t cap, const void *vals, uint32_t n, bool is_i64)
 {
+	const size_t widest = is_i64 ? 21 : 11; /* ",-9223372036854775808" / ",4294967295" */
 	size_t o = 0;
 	buf[o++] = '{';
-	for (uint32_t i = 0; i < n && o + 24 < cap; i++) {
+	for (uint32_t i = 0; i < n && o + widest + 2 <= cap; i++) {
 		int w = is_i64 ? snprintf(buf + o, cap - o, "%s%" PRId64, i ? "," : "", ((const int64_t *)vals)[i])
 		               : snprintf(buf + o, cap - o, "%s%" PRIu32, i ? "," : "", ((const uint32_t *)vals)[i]);
 		if (w < 0)
@@ -1931,6 +2140,21 @@ static int oid_params(struct dbi_pgss *s)
 	}
 	build_int_array(s->param_db, s->param_oid_cap, s->want_db, s->nwant_db, false);
 	build_int_array(s->param_role, s->param_oid_cap, s->want_role, s->nwant_role, false);
+	return DBI_OK;
+}
+
+static int q_params(struct dbi_pgss *s)
+{
+	size_t need = (size_t)s->nwant_q * 22 + 4;
+	if (need > s->param_q_cap) {
+		size_t cap = DBI_MAX(need, 2 * s->param_q_cap);
+		char *a = realloc(s->param_q, cap);
+		if (!a)
+			return DBI_ERR;
+		s->param_q = a;
+		s->param_q_cap = cap;
+		s->stats.grow_allocs++;
+	}
 	return DBI_OK;
 }
 
@@ -1969,7 +2193,7 @@ unsigned dbi_pgss_queries(struct dbi_pgss *s, struct dbi_pgss_query *q, unsigned
 			                                    .kind = DBI_PGSS_Q_NAMES};
 			s->stats.name_queries++;
 		}
-		if (s->nwant_q) {
+		if (s->nwant_q && q_params(s) == DBI_OK) {
 			build_int_array(s->param_q, s->param_q_cap, s->want_q, s->nwant_q, true);
 			s->q[n++] = (struct dbi_pgss_query){
 			        .sql = sql_texts, .nparams = 1, .params = {s->param_q}, .kind = DBI_PGSS_Q_TEXTS};
@@ -2036,6 +2260,7 @@ int dbi_pgss_result(struct dbi_pgss *s, unsigned i, const PGresult *r)
 			return fail(s, DBI_PGSS_VERSION, "pg_stat_statements result lacks expected columns%s", NULL);
 		counters_start(s, &s->info_before);
 		nrows = PQntuples(r);
+		table_fit(s, (size_t)nrows);
 		for (int k = 0; k < nrows; k++) {
 			if (!decode_row(r, k, m, &row)) {
 				s->stats.bad_rows++;

@@ -104,7 +104,17 @@ struct dbi_pgss_config {
 	struct dbi_qfp_cache *cache;
 	size_t cache_bytes; /* budget of an own cache; 0 = 1 MiB */
 	uint32_t tag;       /* this target's key in a shared cache (unique per target) */
+
+	/*
+	 * Scratch for normalized text while texts arrive, shared by the targets of one
+	 * scraper thread (at least sample_max bytes), or NULL for an own one.
+	 */
+	char *text_buf;
+	size_t text_buf_len;
 };
+
+/* Statements tracked per target at first; the table doubles up to max_statements. */
+#define DBI_PGSS_INITIAL_STATEMENTS 16u
 
 /* Why a scrape failed. The *_MISSING/NOT_LOADED/PRIVILEGE ones mean "turn the group off". */
 enum dbi_pgss_status {
