@@ -10,7 +10,11 @@
  * It also times the collector side (CPU of dbi_pgss_result + emit) and runs the peers'
  * query N times for comparison. Prints one JSON object. Not a test: numbers, no verdict.
  *
- *   build/bench/pgss_dbtime [scrapes=20] [statements=5000]
+ * Reads are the module's default: one full read, then reads that return only the rows
+ * that changed (every full_read_every-th read is full again); full_read_every = 1 makes
+ * every read a full one, for comparison.
+ *
+ *   build/bench/pgss_dbtime [scrapes=20] [statements=5000] [full_read_every=20]
  */
 #include <libpq-fe.h>
 #include <stdio.h>
@@ -101,6 +105,7 @@ static void own_time(PGconn *c, const char *like, double *calls, double *exec_ms
 int main(int argc, char **argv)
 {
 	int scrapes = argc > 1 ? atoi(argv[1]) : 20, nstmt = argc > 2 ? atoi(argv[2]) : 5000;
+	uint32_t full_every = argc > 3 ? (uint32_t)atoi(argv[3]) : 0;
 	const char *settings[] = {"pg_stat_statements.max=20000", "pg_stat_statements.track_planning=on", NULL};
 	struct dbi_pgtest_opts o = {.settings = settings};
 	struct dbi_pgtest pg;
@@ -138,6 +143,7 @@ int main(int argc, char **argv)
 	                              .resource = dbi_attrs_intern(reg, &ra, 1),
 	                              .scope = dbi_scope_intern(reg, "dbi.postgresql", "bench"),
 	                              .sink = &sink.sink,
+	                              .full_read_every = full_every,
 	                              .tag = 1};
 	struct dbi_pgss *s = dbi_pgss_create(&cfg, &err);
 	dbi_pgss_connected(s, PQserverVersion(c));
@@ -169,9 +175,10 @@ int main(int argc, char **argv)
 	/* the floor: pg_stat_statements(false) materialized, nothing sent */
 	for (int k = 0; k < scrapes; k++)
 		run(c, "/* floor */ SELECT count(*) FROM pg_stat_statements(false)");
-	double cc, ce, cp, tc_, te, tp, pc, pe, pp, fc, fe, fp, tracked;
+	double cc, ce, cp, xc, xe, xp, tc_, te, tp, pc, pe, pp, fc, fe, fp, tracked;
 	own_time(c, "/* floor */ SELECT%", &fc, &fe, &fp);
 	own_time(c, "/* dbi:statements */ SELECT userid%", &cc, &ce, &cp);
+	own_time(c, "/* dbi:statements */ SELECT * FROM (SELECT userid%", &xc, &xe, &xp);
 	own_time(c, "/* dbi:statements */ SELECT queryid, query%", &tc_, &te, &tp);
 	own_time(c, "/* peer */ SELECT%", &pc, &pe, &pp);
 	{
@@ -181,14 +188,17 @@ int main(int argc, char **argv)
 	}
 	const struct dbi_pgss_stats *st = dbi_pgss_get_stats(s);
 	printf("{\"statements_tracked\": %.0f, \"scrapes\": %d,\n"
-	       " \"counters_query\": {\"calls\": %.0f, \"db_ms_per_scrape\": %.3f, \"exec_ms\": %.3f, \"plan_ms\": "
+	       " \"counters_db_ms_per_scrape\": %.3f, \"rows_per_scrape\": %.1f,\n"
+	       " \"full_read\": {\"calls\": %.0f, \"db_ms_per_call\": %.3f, \"exec_ms\": %.3f, \"plan_ms\": "
 	       "%.3f},\n"
+	       " \"changed_only_read\": {\"calls\": %.0f, \"db_ms_per_call\": %.3f, \"plan_ms\": %.3f},\n"
 	       " \"text_query\": {\"calls\": %.0f, \"db_ms_per_call\": %.3f, \"texts_requested\": %llu},\n"
 	       " \"client_wall_ms_per_scrape\": %.3f, \"module_cpu_ms_per_scrape\": %.3f,\n"
 	       " \"floor_count_pg_stat_statements_false\": {\"db_ms\": %.3f},\n"
 	       " \"peer_select_all_with_text\": {\"db_ms_per_scrape\": %.3f, \"client_wall_ms\": %.3f, "
 	       "\"client_cpu_ms\": %.3f}}\n",
-	       tracked, scrapes, cc, cc ? (ce + cp) / cc : 0, cc ? ce / cc : 0, cc ? cp / cc : 0, tc_,
+	       tracked, scrapes, (ce + cp + xe + xp) / scrapes, (double)st->rows / scrapes, cc, cc ? (ce + cp) / cc : 0,
+	       cc ? ce / cc : 0, cc ? cp / cc : 0, xc, xc ? (xe + xp) / xc : 0, xc ? xp / xc : 0, tc_,
 	       tc_ ? (te + tp) / tc_ : 0, (unsigned long long)st->texts_requested, wall / scrapes, mod_cpu / scrapes,
 	       fc ? (fe + fp) / fc : 0, pc ? (pe + pp) / pc : 0, peer_wall / scrapes, peer_cpu / scrapes);
 	dbi_pgss_release(s);

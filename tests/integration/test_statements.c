@@ -36,6 +36,7 @@
 #include "pgtest.h"
 
 static struct dbi_pgtest pg;       /* the main cluster, for the whole group */
+static uint32_t fx_full_every;     /* statement_metrics.full_read_every of the next fx_init (0: default) */
 static struct dbi_pgtest pg_other; /* per-test extra cluster, stopped in teardown */
 
 /* ---- fixture: registry, sink, module, sessions ---- */
@@ -113,6 +114,7 @@ static void fx_init(struct fx *f, struct dbi_pgtest *p, const char *db, uint32_t
 	                            .sink = &f->sink.sink,
 	                            .limit = limit,
 	                            .metrics = DBI_PGSS_M_ALL,
+	                            .full_read_every = fx_full_every,
 	                            .tag = 1};
 	f->s = dbi_pgss_create(&c, &err);
 	assert_non_null(f->s);
@@ -255,6 +257,27 @@ static void snap_add(struct fx *f, const PGresult *r)
 }
 
 /*
+ * The module took the last counters result as changed rows only: in the reference,
+ * every entry of the previous snapshot the result did not return is carried over
+ * unchanged (rows without queryid are always returned). The premise itself, that those
+ * entries did not change, is checked by test_changed_reads against full reads.
+ */
+static void snap_carry(struct fx *f)
+{
+	char sql[1024];
+	snprintf(sql, sizeof(sql),
+	         "INSERT INTO snap SELECT %d, p.userid, p.dbid, p.toplevel, p.queryid, p.plans, p.total_plan_time, "
+	         "p.calls, p.total_exec_time, p.min_exec_time, p.max_exec_time, p.rows, p.shared_blks_hit, "
+	         "p.shared_blks_read, p.shared_blks_dirtied, p.shared_blks_written, p.local_blks_read, "
+	         "p.local_blks_written, p.temp_blks_read, p.temp_blks_written, p.blk_read_time, p.blk_write_time, "
+	         "p.wal_records, p.wal_fpi, p.wal_bytes FROM snap p WHERE p.k = %d AND p.queryid IS NOT NULL AND "
+	         "NOT EXISTS (SELECT 1 FROM snap c WHERE c.k = %d AND (c.dbid, c.userid, c.queryid, c.toplevel) = "
+	         "(p.dbid, p.userid, p.queryid, p.toplevel))",
+	         f->k, f->k - 1, f->k);
+	exec_ok(f->ref, sql);
+}
+
+/*
  * The deltas of scrape k by SQL, as a temp table ref_d (dbid, userid, queryid, toplevel,
  * d_<col>..., active). Rules: an entry not in k-1, any integer counter lower, or (calls on
  * both sides) max lower / min higher => its whole counters; else the difference.
@@ -323,9 +346,14 @@ static int drive(struct fx *f)
 			PGresult *r = PQgetResult(f->conn), *extra;
 			assert_non_null(r);
 			if (rc == DBI_OK) {
-				if (q[i].kind == DBI_PGSS_Q_COUNTERS && f->tee && PQresultStatus(r) == PGRES_TUPLES_OK)
+				uint64_t changed0 = dbi_pgss_get_stats(f->s)->changed_reads;
+				bool tee = q[i].kind == DBI_PGSS_Q_COUNTERS && f->tee &&
+				           PQresultStatus(r) == PGRES_TUPLES_OK;
+				if (tee)
 					snap_add(f, r);
 				rc = dbi_pgss_result(f->s, i, r);
+				if (tee && dbi_pgss_get_stats(f->s)->changed_reads != changed0)
+					snap_carry(f);
 			}
 			PQclear(r);
 			while ((extra = PQgetResult(f->conn)))
@@ -469,22 +497,38 @@ static void test_sums_match_sql_under_pgbench(void **state)
 	const uint32_t limit = 10;
 	(void)state;
 
+	const char *work_calls = "SELECT sum(calls) FROM pg_stat_statements WHERE dbid = "
+	                         "(SELECT oid FROM pg_database WHERE datname = 'work')";
+	double exported = 0;
+	size_t n;
+
 	fx_init(&f, &pg, "postgres", limit);
 	f.tee = true;
 	snap_create(f.ref);
 	assert_int_equal(drive(&f), DBI_OK); /* baseline */
+	long long calls0 = value_ll(f.ref, work_calls);
 	assert_int_equal(dbi_pgtest_pgbench_start(&pg, &bo, &b), DBI_OK);
 	for (int i = 0; i < 4; i++) {
 		struct timespec d = {1, 500000000};
 		nanosleep(&d, NULL);
 		assert_int_equal(drive(&f), DBI_OK);
 		check_against_ref(&f, limit);
+		exported += dbi_test_sink_sum(&f.sink, "postgresql.statement.calls", "postgresql.database.name", "work",
+		                              &n);
 	}
 	assert_int_equal(dbi_pgtest_pgbench_wait(&b, 60), DBI_OK);
 	assert_int_equal(drive(&f), DBI_OK);
 	check_against_ref(&f, limit);
+	exported += dbi_test_sink_sum(&f.sink, "postgresql.statement.calls", "postgresql.database.name", "work", &n);
+	/*
+	 * Independent of the reference (which carries rows a changed-only read did not
+	 * return): pgbench is done and "work" is quiet, so the calls exported over all
+	 * intervals (top-N + other) are exactly what pg_stat_statements counted since the
+	 * baseline. Most of these reads returned changed rows only.
+	 */
+	assert_int_equal((long long)exported, value_ll(f.ref, work_calls) - calls0);
+	assert_true(dbi_pgss_get_stats(f.s)->changed_reads >= 3);
 	/* pgbench's statements are in the top-N with their database and user names */
-	size_t n;
 	dbi_test_sink_sum(&f.sink, "postgresql.statement.calls", "postgresql.database.name", "work", &n);
 	assert_true(n >= 2);
 	dbi_test_sink_sum(&f.sink, "postgresql.statement.calls", "postgresql.user.name", "postgres", &n);
@@ -517,13 +561,14 @@ static double calls_of_text(struct fx *f, PGconn *work, const char *like)
 	return n ? v : -1;
 }
 
-static void test_reset_no_negative_no_double(void **state)
+static void reset_scenario(uint32_t full_every)
 {
 	struct fx f;
 	PGconn *work;
-	(void)state;
 
+	fx_full_every = full_every;
 	fx_init(&f, &pg, "postgres", 200);
+	fx_full_every = 0;
 	work = connect_db(&pg, "work");
 	exec_ok(work, "CREATE TABLE IF NOT EXISTS rt (id int primary key, v text)");
 	run_n(work, "SELECT count(*) FROM rt WHERE id > 1", 4);
@@ -554,13 +599,78 @@ static void test_reset_no_negative_no_double(void **state)
 	assert_int_equal(drive(&f), DBI_OK);
 	check_nonnegative(&f);
 	assert_true(calls_of_text(&f, work, "SELECT count(*) FROM rt WHERE id > $1") == 2);
-	/* reset and absent at a scrape, then back with MORE calls than ever: counted from zero */
+	/*
+	 * Reset alone and absent at a scrape, then back with MORE calls than ever. Full
+	 * reads: counted from zero. Changed-only reads cannot see an entry vanish without
+	 * stats_reset or dealloc moving (PG < 17): the documented limit is that interval
+	 * counting the difference to the calls it had (2), never negative or double.
+	 */
 	exec_ok(work, sql);
 	assert_int_equal(drive(&f), DBI_OK);
 	run_n(work, "SELECT count(*) FROM rt WHERE id > 7", 20);
 	assert_int_equal(drive(&f), DBI_OK);
-	assert_true(calls_of_text(&f, work, "SELECT count(*) FROM rt WHERE id > $1") == 20);
+	check_nonnegative(&f);
+	assert_true(calls_of_text(&f, work, "SELECT count(*) FROM rt WHERE id > $1") == (full_every == 1 ? 20 : 18));
 	assert_int_equal(dbi_pgss_get_stats(f.s)->resets, 1);
+	if (full_every == 1)
+		assert_int_equal(dbi_pgss_get_stats(f.s)->changed_reads, 0);
+	else
+		assert_true(dbi_pgss_get_stats(f.s)->changed_reads > 0);
+	PQfinish(work);
+	fx_free(&f);
+}
+
+static void test_reset_no_negative_no_double(void **state)
+{
+	(void)state;
+	reset_scenario(1);  /* full reads only */
+	reset_scenario(20); /* changed-only reads between full ones (the default) */
+}
+
+/*
+ * Changed-only reads on a quiet database: a few statements run between scrapes; the read
+ * returns just those (plus rows without queryid), nothing is taken as gone, the deltas
+ * are exact; after pg_stat_statements_reset() the read is a full one again.
+ */
+static void test_changed_reads(void **state)
+{
+	struct fx f;
+	PGconn *work;
+	(void)state;
+
+	fx_init(&f, &pg, "postgres", 200);
+	work = connect_db(&pg, "work");
+	exec_ok(work, "CREATE TABLE IF NOT EXISTS cr (id int primary key, v text)");
+	for (int i = 1; i <= 60; i++) { /* 60 entries that then stay idle: 1 .. 60 columns */
+		char q[512];
+		size_t o = (size_t)snprintf(q, sizeof(q), "SELECT id");
+		for (int c = 1; c < i; c++)
+			o += (size_t)snprintf(q + o, sizeof(q) - o, ", id");
+		snprintf(q + o, sizeof(q) - o, " FROM cr");
+		exec_ok(work, q);
+	}
+	assert_int_equal(drive(&f), DBI_OK); /* baseline, full */
+	assert_int_equal(drive(&f), DBI_OK); /* full: the keys are known from here on */
+	uint64_t rows0 = dbi_pgss_get_stats(f.s)->rows, ch0 = dbi_pgss_get_stats(f.s)->changed_reads;
+	uint64_t tracked = dbi_pgss_get_stats(f.s)->tracked;
+	assert_true(tracked >= 60);
+	run_n(work, "SELECT count(*) FROM cr WHERE id > 9", 7);
+	assert_int_equal(drive(&f), DBI_OK);
+	assert_int_equal(dbi_pgss_get_stats(f.s)->changed_reads, ch0 + 1);
+	uint64_t rows = dbi_pgss_get_stats(f.s)->rows - rows0;
+	/* what ran since the last read: ours, the test's own queries, the collector's follow-ups */
+	assert_true(rows > 0 && rows < tracked / 2);
+	assert_true(calls_of_text(&f, work, "SELECT count(*) FROM cr WHERE id > $1") == 7);
+	assert_true(dbi_pgss_get_stats(f.s)->tracked > tracked); /* the new one; absent ones stay */
+	assert_int_equal(dbi_pgss_get_stats(f.s)->gone, 0);
+
+	/* an eviction-like reset of everything: the next read is full, and nothing is negative */
+	exec_ok(work, "SELECT pg_stat_statements_reset()");
+	run_n(work, "SELECT count(*) FROM cr WHERE id > 9", 3);
+	assert_int_equal(drive(&f), DBI_OK);
+	check_nonnegative(&f);
+	assert_true(calls_of_text(&f, work, "SELECT count(*) FROM cr WHERE id > $1") == 3);
+	assert_true(dbi_pgss_get_stats(f.s)->gone > 0);
 	PQfinish(work);
 	fx_free(&f);
 }
@@ -816,6 +926,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_sums_match_sql_under_pgbench),
 	        cmocka_unit_test(test_reset_no_negative_no_double),
+	        cmocka_unit_test(test_changed_reads),
 	        cmocka_unit_test(test_texts_only_for_new_queryids),
 	        cmocka_unit_test(test_samples_once_and_literal_free),
 	        cmocka_unit_test(test_extension_versions),

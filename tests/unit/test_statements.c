@@ -475,20 +475,31 @@ static void test_versions(void **state)
 	assert_non_null(strstr(s17, "stats_since"));
 	/* the SQL the module runs: only the columns of the enabled metrics */
 	char sqlb[1024];
-	assert_true(dbi_pgss_build_counters_sql(DBI_PGSS_API_1_10, DBI_PGSS_M_DEFAULT, sqlb, sizeof(sqlb)) > 0);
+	assert_true(dbi_pgss_build_counters_sql(DBI_PGSS_API_1_10, DBI_PGSS_M_DEFAULT, false, sqlb, sizeof(sqlb)) > 0);
 	assert_non_null(strstr(sqlb, "shared_blks_hit"));
 	assert_non_null(strstr(sqlb, "wal_bytes::int8"));
 	assert_non_null(strstr(sqlb, "min_exec_time, max_exec_time"));
 	assert_null(strstr(sqlb, "local_blks_read"));
-	assert_null(strstr(sqlb, "plans"));
+	assert_null(strstr(sqlb, "plans, total_plan_time"));
 	assert_null(strstr(sqlb, "blk_read_time"));
-	assert_true(dbi_pgss_build_counters_sql(DBI_PGSS_API_1_11, DBI_PGSS_M_ALL, sqlb, sizeof(sqlb)) > 0);
+	assert_true(dbi_pgss_build_counters_sql(DBI_PGSS_API_1_11, DBI_PGSS_M_ALL, false, sqlb, sizeof(sqlb)) > 0);
 	assert_non_null(strstr(sqlb, "shared_blk_read_time AS blk_read_time"));
 	assert_non_null(strstr(sqlb, "stats_since"));
-	assert_true(dbi_pgss_build_counters_sql(DBI_PGSS_API_1_3, DBI_PGSS_M_ALL, sqlb, sizeof(sqlb)) > 0);
+	assert_true(dbi_pgss_build_counters_sql(DBI_PGSS_API_1_3, DBI_PGSS_M_ALL, false, sqlb, sizeof(sqlb)) > 0);
 	assert_null(strstr(sqlb, "wal_"));
 	assert_non_null(strstr(sqlb, "max_time AS max_exec_time"));
-	assert_int_equal(dbi_pgss_build_counters_sql(DBI_PGSS_API_1_10, DBI_PGSS_M_ALL, sqlb, 20), 0);
+	assert_int_equal(dbi_pgss_build_counters_sql(DBI_PGSS_API_1_10, DBI_PGSS_M_ALL, false, sqlb, 20), 0);
+	/* the change key from 1.9 on; the changed-only filter only there */
+	assert_true(dbi_pgss_build_counters_sql(DBI_PGSS_API_1_10, DBI_PGSS_M_DEFAULT, false, sqlb, sizeof(sqlb)) > 0);
+	assert_non_null(strstr(sqlb, " AS rkey"));
+	assert_null(strstr(sqlb, "$1"));
+	assert_true(dbi_pgss_build_counters_sql(DBI_PGSS_API_1_10, DBI_PGSS_M_DEFAULT, true, sqlb, sizeof(sqlb)) > 0);
+	assert_non_null(strstr(sqlb, "rkey = ANY ($1::int8[])"));
+	assert_non_null(strstr(sqlb, "dealloc <> $3::int8"));
+	assert_int_equal(dbi_pgss_build_counters_sql(DBI_PGSS_API_1_8, DBI_PGSS_M_DEFAULT, true, sqlb, sizeof(sqlb)),
+	                 0);
+	assert_true(dbi_pgss_build_counters_sql(DBI_PGSS_API_1_8, DBI_PGSS_M_DEFAULT, false, sqlb, sizeof(sqlb)) > 0);
+	assert_null(strstr(sqlb, "rkey"));
 	/* every scrape reads without text */
 	const enum dbi_pgss_api all[] = {DBI_PGSS_API_1_3, DBI_PGSS_API_1_8, DBI_PGSS_API_1_9, DBI_PGSS_API_1_11};
 	for (size_t i = 0; i < 4; i++) {

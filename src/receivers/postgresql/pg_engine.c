@@ -494,6 +494,7 @@ static int pgss_start(struct pg_thread *th, struct pg_session *s)
 		                             .sink = &th->pgss_sink,
 		                             .limit = (uint32_t)cfg->stmt_limit,
 		                             .max_statements = (uint32_t)cfg->stmt_max,
+		                             .full_read_every = (uint32_t)cfg->stmt_full_every,
 		                             .sample_max = PG_PGSS_SAMPLE_MAX,
 		                             .cache = th->qfp,
 		                             .tag = ++th->next_tag,
@@ -744,6 +745,13 @@ static bool pgss_continue(struct pg_thread *th, struct pg_session *s)
 			return true;
 		}
 		dbi_pgss_emit(t->pgss);
+		const struct dbi_pgss_stats *ps = dbi_pgss_get_stats(t->pgss);
+		dbi_stats_add(th->st, PGS_STMT_READS, ps->scrapes - t->pgss_reads);
+		dbi_stats_add(th->st, PGS_STMT_READS_CHANGED, ps->changed_reads - t->pgss_changed);
+		dbi_stats_add(th->st, PGS_STMT_ROWS, ps->rows - t->pgss_rows);
+		t->pgss_reads = ps->scrapes;
+		t->pgss_changed = ps->changed_reads;
+		t->pgss_rows = ps->rows;
 	} else if (dbi_pgss_status_disables(st)) {
 		int off = st == DBI_PGSS_PRIVILEGE ? OFF_PRIVILEGE : OFF_MISSING;
 		if (t->goff[PG_G_STATEMENTS] != off)

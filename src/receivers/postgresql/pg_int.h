@@ -182,6 +182,7 @@ struct pg_cfg {
 	struct dbi_list metrics; /* struct pg_metric_conf */
 	bool groups[PG_G_COUNT];
 	int64_t stmt_limit, stmt_max;    /* statement_metrics.limit, .max_statements */
+	int64_t stmt_full_every;         /* statement_metrics.full_read_every */
 	int64_t max_relations;           /* per database per scrape; 0 = no limit */
 	struct dbi_circuit_conf circuit; /* circuit_breaker.* */
 };
@@ -354,10 +355,11 @@ struct pg_target {
 	uint64_t relations_skipped;
 	/* the statements group (statements.h): one module instance per target */
 	struct dbi_pgss *pgss;
-	bool pgss_active;   /* a statements scrape is under way on the main session */
-	bool pgss_broken;   /* could not be created: off for this target */
-	uint32_t pgss_conn; /* main session conn_gen the module was told about */
-	uint32_t pgss_tag;  /* this target's key in the thread's fingerprint cache */
+	bool pgss_active;                             /* a statements scrape is under way on the main session */
+	bool pgss_broken;                             /* could not be created: off for this target */
+	uint32_t pgss_conn;                           /* main session conn_gen the module was told about */
+	uint32_t pgss_tag;                            /* this target's key in the thread's fingerprint cache */
+	uint64_t pgss_reads, pgss_changed, pgss_rows; /* module stats already added to the thread's */
 	char pgss_extversion[16];
 	struct dbi_pgss_query pq[DBI_PGSS_MAX_QUERIES];
 	struct pg_breaker breaker;
@@ -411,6 +413,9 @@ enum {
 	PGS_TARGETS,
 	PGS_SESSIONS,
 	PGS_TSET_SWAPS,
+	PGS_STMT_READS,
+	PGS_STMT_READS_CHANGED,
+	PGS_STMT_ROWS,
 	PGS_NSTATS,
 };
 extern const struct dbi_stat_def dbi_pg_stats[];

@@ -42,6 +42,10 @@ const struct dbi_stat_def dbi_pg_stats[] = {
         [PGS_TARGETS] = {"targets", DBI_STAT_GAUGE, "targets owned by this thread"},
         [PGS_SESSIONS] = {"sessions", DBI_STAT_GAUGE, "open PostgreSQL sessions"},
         [PGS_TSET_SWAPS] = {"target_set_swaps", DBI_STAT_COUNTER, "target sets picked up (start, reloads)"},
+        [PGS_STMT_READS] = {"statements_reads", DBI_STAT_COUNTER, "pg_stat_statements counters reads"},
+        [PGS_STMT_READS_CHANGED] = {"statements_reads_changed_only", DBI_STAT_COUNTER,
+                                    "pg_stat_statements reads that returned only the statements that ran"},
+        [PGS_STMT_ROWS] = {"statements_rows", DBI_STAT_COUNTER, "pg_stat_statements rows read"},
         [PGS_NSTATS] = {NULL, 0, NULL},
 };
 

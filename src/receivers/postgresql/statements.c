@@ -17,6 +17,22 @@
  *    per-database aggregates, and keeps the top-N in a bounded min-heap (O(n log N), no
  *    full sort); statements falling out of the heap go into "other" as they fall, so
  *    top-N + other = all, exactly for counts. Nothing allocates in the steady state.
+ *  - Cost on the database, again: most statements do not run in most intervals, yet
+ *    sending every row costs the server as much as reading the entries. From PG 14
+ *    (pg_stat_statements 1.9) each row carries a change key the server computes, a hash
+ *    of (dbid, userid, queryid, toplevel, calls + plans); calls or plans move whenever
+ *    anything else does. The module keeps each statement's key and asks only for the
+ *    rows whose key it does not hold: what ran, what is new, and the rows it may not
+ *    see (no queryid). Absent rows are unchanged. Entries can vanish only by eviction
+ *    (dealloc moves) or reset (stats_reset moves); when either moved since the last read
+ *    the server returns every row, and when one moves during a read, or the key filter
+ *    is not safe for another reason (no baseline, overflow), the next read is a full one.
+ *    Every full_read_every-th read (20) is a full one anyway. What this cannot see: an
+ *    entry removed alone by pg_stat_statements_reset(userid, dbid, queryid), which moves
+ *    neither stats_reset nor dealloc, stays known until the next full read; if it comes
+ *    back before then with more calls than it had, that interval counts the difference
+ *    (PG 17's stats_since tells, so there it is counted whole). Nothing is negative or
+ *    double either way; full_read_every = 1 turns the changed-only reads off.
  *  - Collector memory: a fleet has many small targets, so every per-target array starts
  *    small (a few statements, databases, export slots) and doubles on the cold path when
  *    a target shows more; the limits (max_statements, 2 x limit export slots) only cap
@@ -34,6 +50,14 @@
 #include "opentelemetry/proto/logs/v1/logs.pb-c.h"
 
 #define PGSS_MARK "/* dbi:statements */ "
+
+/*
+ * The change key: strict, so rows without queryid have none and are always returned.
+ * hashint8extended exists from PG 11; the filter only runs from 14 (1.9) on.
+ */
+#define PGSS_RKEY                                                                                                      \
+	"hashint8extended(calls + plans, hashint8extended(queryid, ((dbid::int8 << 32) | userid::int8) # "             \
+	"toplevel::int::int8))"
 
 /* ---- metric descriptors ---- */
 
@@ -263,7 +287,7 @@ const char *dbi_pgss_counters_sql(enum dbi_pgss_api api)
  * metrics need (plus keys, calls, execution time and min/max for re-creation checks).
  * Every column costs the server an output conversion per statement per scrape.
  */
-size_t dbi_pgss_build_counters_sql(enum dbi_pgss_api api, uint32_t m, char *buf, size_t cap)
+size_t dbi_pgss_build_counters_sql(enum dbi_pgss_api api, uint32_t m, bool changed_only, char *buf, size_t cap)
 {
 	const bool v18 = api >= DBI_PGSS_API_1_8, v111 = api >= DBI_PGSS_API_1_11;
 	const struct {
@@ -299,17 +323,31 @@ size_t dbi_pgss_build_counters_sql(enum dbi_pgss_api api, uint32_t m, char *buf,
 	size_t o = 0;
 	bool first = true;
 
-	if (api == DBI_PGSS_API_NONE || cap == 0)
+	if (api == DBI_PGSS_API_NONE || cap == 0 || (changed_only && api < DBI_PGSS_API_1_9))
 		return 0;
 	o += (size_t)snprintf(buf + o, cap - o, "%sSELECT ", PGSS_MARK);
+	if (changed_only)
+		o += (size_t)snprintf(buf + o, cap - o, "* FROM (SELECT ");
 	for (size_t i = 0; i < DBI_ARRAY_LEN(cols) && o < cap; i++) {
 		if (!cols[i].on)
 			continue;
 		o += (size_t)snprintf(buf + o, cap - o, "%s%s", first ? "" : ", ", cols[i].sql);
 		first = false;
 	}
+	if (o < cap && api >= DBI_PGSS_API_1_9)
+		o += (size_t)snprintf(buf + o, cap - o, ", " PGSS_RKEY " AS rkey");
 	if (o < cap)
 		o += (size_t)snprintf(buf + o, cap - o, " FROM pg_stat_statements(false)");
+	/*
+	 * The info check is an uncorrelated subquery: evaluated once, after the function has
+	 * read the entries, so an eviction or reset before that read is always seen.
+	 */
+	if (o < cap && changed_only)
+		o += (size_t)snprintf(
+		        buf + o, cap - o,
+		        ") s WHERE (SELECT (extract(epoch FROM stats_reset) * 1000000)::int8 - "
+		        "946684800000000 <> $2::int8 OR dealloc <> $3::int8 FROM pg_stat_statements_info) "
+		        "OR NOT coalesce(rkey = ANY ($1::int8[]), false)");
 	return o < cap ? o : 0;
 }
 
@@ -369,10 +407,11 @@ bool dbi_pgss_status_disables(enum dbi_pgss_status st)
 struct stmt {
 	uint32_t dbid, userid;
 	int64_t queryid;
-	uint8_t toplevel, hidden, has_fp, pad;
+	uint8_t toplevel, hidden, has_fp, has_rkey;
 	uint32_t seen;  /* scrape generation */
 	uint32_t xslot; /* export slot + 1, 0 = none */
 	uint64_t fp;
+	int64_t rkey; /* the server's change key of the last row read (has_rkey) */
 	uint64_t stats_since;
 	double min_exec, max_exec;
 };
@@ -465,7 +504,10 @@ struct dbi_pgss {
 	char *param_q, *param_db, *param_role;
 	size_t param_q_cap, param_oid_cap;
 	char *normbuf; /* cfg.text_buf, or our own */
-	char *counters_sql;
+	char *counters_sql, *changed_sql;
+	char *param_k; /* the keys held, an int8[] literal, for the changed-only read */
+	size_t param_k_cap;
+	char param_reset[24], param_dealloc[24];
 
 	uint8_t pk[DBI_PGSS_NCTR + DBI_PGSS_NTM]; /* packed column i: a counter (< NCTR) or NCTR + a time */
 	uint32_t npk;
@@ -498,6 +540,10 @@ struct dbi_pgss {
 	bool have_last_info;
 	bool have_dealloc_delta;
 	bool counters_taken;
+	bool changed_asked;  /* this scrape's counters query is the changed-only one */
+	bool changed_now;    /* ... and its rows were taken as changed rows only */
+	bool full_next;      /* a changed-only read may have missed a vanished entry */
+	uint32_t since_full; /* changed-only reads since the last full read */
 	char msg[256];
 };
 
@@ -992,6 +1038,8 @@ struct dbi_pgss *dbi_pgss_create(const struct dbi_pgss_config *cfg, struct dbi_e
 		s->cfg.limit = 200;
 	if (!s->cfg.max_statements)
 		s->cfg.max_statements = 100000;
+	if (!s->cfg.full_read_every)
+		s->cfg.full_read_every = 20;
 	if (!s->cfg.metrics)
 		s->cfg.metrics = DBI_PGSS_M_DEFAULT;
 	s->cfg.metrics &= DBI_PGSS_M_ALL;
@@ -1082,27 +1130,42 @@ void dbi_pgss_release(struct dbi_pgss *s)
 	if (s->own_normbuf)
 		free(s->normbuf);
 	free(s->counters_sql);
+	free(s->changed_sql);
+	free(s->param_k);
 	free(s);
+}
+
+/* Keep *dst equal to sql, at its exact size (a fleet has one per target). */
+static int set_sql(char **dst, const char *sql)
+{
+	char *dup;
+	if (*dst && strcmp(*dst, sql) == 0)
+		return DBI_OK;
+	dup = strdup(sql);
+	if (!dup)
+		return DBI_ERR;
+	free(*dst);
+	*dst = dup;
+	return DBI_OK;
 }
 
 void dbi_pgss_set_api(struct dbi_pgss *s, enum dbi_pgss_api api)
 {
-	char sql[1024];
-	size_t len = api != DBI_PGSS_API_NONE ? dbi_pgss_build_counters_sql(api, s->cfg.metrics, sql, sizeof(sql)) : 0;
+	char sql[2048];
 
 	s->api = api;
 	s->api_known = false;
 	s->ext_missing = false;
-	if (!len)
+	if (api == DBI_PGSS_API_NONE || !dbi_pgss_build_counters_sql(api, s->cfg.metrics, false, sql, sizeof(sql)) ||
+	    set_sql(&s->counters_sql, sql) != DBI_OK)
 		return;
-	/* once per connection: kept at its exact size (a fleet has one per target) */
-	if (!s->counters_sql || strcmp(s->counters_sql, sql) != 0) {
-		char *dup = strdup(sql);
-		if (!dup)
-			return;
-		free(s->counters_sql);
-		s->counters_sql = dup;
+	/* the changed-only variant is an optimization: without it every read is a full one */
+	if (!dbi_pgss_build_counters_sql(api, s->cfg.metrics, true, sql, sizeof(sql)) ||
+	    set_sql(&s->changed_sql, sql) != DBI_OK) {
+		free(s->changed_sql);
+		s->changed_sql = NULL;
 	}
+	s->full_next = true; /* a new connection or version: the keys held may not match */
 	s->api_known = true;
 }
 
@@ -1268,6 +1331,8 @@ static void counters_row(struct dbi_pgss *s, const struct dbi_pgss_row *r, bool 
 		}
 	}
 	t->seen = s->gen;
+	t->rkey = r->rkey;
+	t->has_rkey = r->has_rkey;
 	ctrs_pack(s, &s->cur[(size_t)e * s->npk], &r->v);
 	t->stats_since = r->stats_since;
 	t->min_exec = r->min_exec;
@@ -1346,7 +1411,8 @@ static void plan_followups(struct dbi_pgss *s)
 				;
 			if (j == s->nwant_q) {
 				if (s->nwant_q == s->want_q_cap) {
-					int64_t *nw = grow_array(s, s->want_q, sizeof(*nw), &s->want_q_cap, s->nwant_q + 1);
+					int64_t *nw =
+					        grow_array(s, s->want_q, sizeof(*nw), &s->want_q_cap, s->nwant_q + 1);
 					if (!nw)
 						continue;
 					s->want_q = nw;
@@ -1384,7 +1450,11 @@ static void plan_followups(struct dbi_pgss *s)
 	}
 }
 
-static void counters_end(struct dbi_pgss *s)
+/*
+ * changed: this read returned only the rows whose key we did not hold, so an entry
+ * absent from it is unchanged, not gone.
+ */
+static void counters_end(struct dbi_pgss *s, bool changed)
 {
 	uint32_t removed = 0;
 
@@ -1395,8 +1465,16 @@ static void counters_end(struct dbi_pgss *s)
 		                         .v = s->hid[i].v};
 		counters_row(s, &r, true);
 	}
-	/* entries not in this scrape are gone (evicted or reset): forget them */
-	for (uint32_t e = 0; e < s->n; e++)
+	s->changed_now = changed;
+	if (changed) {
+		s->since_full++;
+		s->stats.changed_reads++;
+	} else {
+		s->since_full = 0;
+		s->full_next = false;
+	}
+	/* entries not in a full read are gone (evicted or reset): forget them */
+	for (uint32_t e = 0; e < s->n && !changed; e++)
 		if (s->st[e].seen != s->gen)
 			removed++;
 	if (removed) {
@@ -1408,7 +1486,8 @@ static void counters_end(struct dbi_pgss *s)
 			}
 			if (j != e) {
 				s->st[j] = s->st[e];
-				memcpy(&s->cur[(size_t)j * s->npk], &s->cur[(size_t)e * s->npk], s->npk * sizeof(*s->cur));
+				memcpy(&s->cur[(size_t)j * s->npk], &s->cur[(size_t)e * s->npk],
+				       s->npk * sizeof(*s->cur));
 			}
 			j++;
 		}
@@ -1447,6 +1526,11 @@ static void info_after(struct dbi_pgss *s, const struct dbi_pgss_info *after)
 {
 	if (after && after->valid)
 		s->info_after = *after;
+	/* an entry vanished during a changed-only read: the server may have sent all rows, or not */
+	if (s->changed_now &&
+	    (!s->info_before.valid || !s->info_after.valid || s->info_before.stats_reset != s->info_after.stats_reset ||
+	     s->info_before.dealloc != s->info_after.dealloc))
+		s->full_next = true;
 	if (s->info_before.valid && s->info_after.valid && s->info_before.stats_reset == s->info_after.stats_reset) {
 		s->reset_known = true;
 		s->last_reset = s->info_after.stats_reset;
@@ -1479,7 +1563,7 @@ int dbi_pgss_feed_counters(struct dbi_pgss *s, const struct dbi_pgss_info *befor
 	table_fit(s, n);
 	for (size_t i = 0; i < n; i++)
 		row_in(s, &rows[i]);
-	counters_end(s);
+	counters_end(s, false);
 	info_after(s, after);
 	s->phase = (s->nwant_q || s->nwant_db || s->nwant_role) ? PH_FOLLOW : PH_READY;
 	return DBI_OK;
@@ -1996,7 +2080,7 @@ static bool col_f64(const PGresult *r, int row, int col, double *out)
 }
 
 struct colmap {
-	int userid, dbid, toplevel, queryid, stats_since, min_exec, max_exec;
+	int userid, dbid, toplevel, queryid, stats_since, min_exec, max_exec, rkey;
 	int c[DBI_PGSS_NCTR];
 	int t[DBI_PGSS_NTM];
 };
@@ -2026,6 +2110,7 @@ static void colmap_build(const PGresult *r, struct colmap *m)
 	m->stats_since = PQfnumber(r, "stats_since");
 	m->min_exec = PQfnumber(r, "min_exec_time");
 	m->max_exec = PQfnumber(r, "max_exec_time");
+	m->rkey = PQfnumber(r, "rkey");
 	for (int i = 0; i < DBI_PGSS_NCTR; i++)
 		m->c[i] = PQfnumber(r, cnames[i]);
 	for (int i = 0; i < DBI_PGSS_NTM; i++)
@@ -2052,6 +2137,11 @@ static bool decode_row(const PGresult *r, int row, const struct colmap *m, struc
 	ok &= col_u64(r, row, m->queryid, &u);
 	out->queryid = (int64_t)u;
 	ok &= col_u64(r, row, m->stats_since, &out->stats_since);
+	if (m->rkey >= 0 && !PQgetisnull(r, row, m->rkey)) {
+		ok &= col_u64(r, row, m->rkey, &u);
+		out->rkey = (int64_t)u;
+		out->has_rkey = true;
+	}
 	ok &= col_f64(r, row, m->min_exec, &out->min_exec);
 	ok &= col_f64(r, row, m->max_exec, &out->max_exec);
 	for (int i = 0; i < DBI_PGSS_NCTR; i++)
@@ -2158,6 +2248,41 @@ static int q_params(struct dbi_pgss *s)
 	return DBI_OK;
 }
 
+/* Is a changed-only read safe now? (See the top of the file.) */
+static bool changed_read_ok(const struct dbi_pgss *s)
+{
+	return s->changed_sql && s->have_baseline && s->have_last_info && s->last_info.valid && s->reset_known &&
+	       !s->prev_overflow && !s->full_next && s->since_full + 1 < s->cfg.full_read_every;
+}
+
+/* $1..$3 of the changed-only read: the keys held, and the info they belong to. */
+static int changed_params(struct dbi_pgss *s)
+{
+	size_t need = (size_t)s->n * 21 + 3, o = 0; /* ",-9223372036854775808" per key, braces, NUL */
+
+	if (need > s->param_k_cap) {
+		size_t cap = DBI_MAX(need + need / 4, (size_t)256);
+		char *a = realloc(s->param_k, cap);
+		if (!a)
+			return DBI_ERR;
+		s->param_k = a;
+		s->param_k_cap = cap;
+		s->stats.grow_allocs++;
+	}
+	s->param_k[o++] = '{';
+	for (uint32_t e = 0; e < s->n; e++) {
+		const struct stmt *t = &s->st[e];
+		if (t->hidden || !t->has_rkey)
+			continue;
+		o += (size_t)snprintf(s->param_k + o, s->param_k_cap - o, "%s%" PRId64, o > 1 ? "," : "", t->rkey);
+	}
+	s->param_k[o++] = '}';
+	s->param_k[o] = '\0';
+	snprintf(s->param_reset, sizeof(s->param_reset), "%" PRId64, (int64_t)s->last_info.stats_reset);
+	snprintf(s->param_dealloc, sizeof(s->param_dealloc), "%" PRId64, s->last_info.dealloc);
+	return DBI_OK;
+}
+
 unsigned dbi_pgss_queries(struct dbi_pgss *s, struct dbi_pgss_query *q, unsigned max)
 {
 	unsigned n = 0;
@@ -2178,8 +2303,16 @@ unsigned dbi_pgss_queries(struct dbi_pgss *s, struct dbi_pgss_query *q, unsigned
 		if (dbi_pgss_info_sql(s->api))
 			s->q[n++] = (struct dbi_pgss_query){
 			        .sql = sql_info, .result_binary = 1, .kind = DBI_PGSS_Q_INFO_BEFORE};
-		s->q[n++] = (struct dbi_pgss_query){
-		        .sql = s->counters_sql, .result_binary = 1, .kind = DBI_PGSS_Q_COUNTERS};
+		s->changed_asked = changed_read_ok(s) && changed_params(s) == DBI_OK;
+		if (s->changed_asked)
+			s->q[n++] = (struct dbi_pgss_query){.sql = s->changed_sql,
+			                                    .nparams = 3,
+			                                    .params = {s->param_k, s->param_reset, s->param_dealloc},
+			                                    .result_binary = 1,
+			                                    .kind = DBI_PGSS_Q_COUNTERS};
+		else
+			s->q[n++] = (struct dbi_pgss_query){
+			        .sql = s->counters_sql, .result_binary = 1, .kind = DBI_PGSS_Q_COUNTERS};
 		if (dbi_pgss_info_sql(s->api))
 			s->q[n++] = (struct dbi_pgss_query){
 			        .sql = sql_info, .result_binary = 1, .kind = DBI_PGSS_Q_INFO_AFTER};
@@ -2268,7 +2401,14 @@ int dbi_pgss_result(struct dbi_pgss *s, unsigned i, const PGresult *r)
 			}
 			row_in(s, &row);
 		}
-		counters_end(s);
+		/*
+		 * Changed rows only, unless the info read before this query shows an eviction or
+		 * reset since the keys were taken: the server's check (later) saw it too and
+		 * returned every row.
+		 */
+		counters_end(s, s->changed_asked && s->info_before.valid &&
+		                        s->info_before.stats_reset == s->last_info.stats_reset &&
+		                        s->info_before.dealloc == s->last_info.dealloc);
 		if (!dbi_pgss_info_sql(s->api))
 			info_after(s, NULL);
 		break;

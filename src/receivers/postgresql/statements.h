@@ -97,8 +97,10 @@ struct dbi_pgss_config {
 
 	uint32_t limit;          /* statement_metrics.limit: top-N exported; 0 = 200 */
 	uint32_t max_statements; /* statements tracked at most (memory bound); 0 = 100000 */
-	uint32_t metrics;        /* mask of DBI_PGSS_M_BIT(); 0 = DBI_PGSS_M_DEFAULT */
-	uint32_t sample_max;     /* bytes of normalized text in a sample; 0 = 4096 */
+	/* every Nth counters read is a full one, the others changed rows only (PG 14+); 0 = 20, 1 = all full */
+	uint32_t full_read_every;
+	uint32_t metrics;    /* mask of DBI_PGSS_M_BIT(); 0 = DBI_PGSS_M_DEFAULT */
+	uint32_t sample_max; /* bytes of normalized text in a sample; 0 = 4096 */
 
 	/* Fingerprint cache: shared by the targets of one scraper thread, or NULL for an own one. */
 	struct dbi_qfp_cache *cache;
@@ -155,6 +157,7 @@ struct dbi_pgss_stats {
 	uint64_t series_interns;  /* statements whose series were (re-)interned: the cold path */
 	uint64_t lost_intervals;  /* counters taken but never emitted (begin without emit) */
 	uint64_t grow_allocs;     /* allocations after create (table growth; 0 in steady state) */
+	uint64_t changed_reads;   /* counters reads that returned only the statements that ran */
 };
 
 struct dbi_pgss *dbi_pgss_create(const struct dbi_pgss_config *cfg, struct dbi_errbuf *err);
@@ -187,7 +190,7 @@ const char *dbi_pgss_query_sql(enum dbi_pgss_qkind k);
 struct dbi_pgss_query {
 	const char *sql;
 	int nparams; /* text-format parameters, each NUL-terminated */
-	const char *params[2];
+	const char *params[3];
 	int result_binary; /* ask for binary results (resultFormat = 1) */
 	uint8_t kind;      /* enum dbi_pgss_qkind */
 };
@@ -231,8 +234,14 @@ enum dbi_pgss_api dbi_pgss_api_of(const char *extversion);
 enum dbi_pgss_api dbi_pgss_api_default(int server_version_num);
 /* The per-scrape counters SQL with every column, and the info SQL (NULL before 1.9). */
 const char *dbi_pgss_counters_sql(enum dbi_pgss_api api);
-/* The counters SQL the module runs: only the columns the metric mask needs. 0: error. */
-size_t dbi_pgss_build_counters_sql(enum dbi_pgss_api api, uint32_t metrics, char *buf, size_t cap);
+/*
+ * The counters SQL the module runs: only the columns the metric mask needs. From 1.9 on
+ * it also returns each row's change key (rkey); changed_only adds the filter that returns
+ * only rows whose key is not in $1 (int8[]), unless pg_stat_statements_info's stats_reset
+ * (microseconds since 2000) or dealloc moved from $2 / $3. 0: error, or changed_only
+ * before 1.9.
+ */
+size_t dbi_pgss_build_counters_sql(enum dbi_pgss_api api, uint32_t metrics, bool changed_only, char *buf, size_t cap);
 const char *dbi_pgss_info_sql(enum dbi_pgss_api api);
 void dbi_pgss_set_api(struct dbi_pgss *s, enum dbi_pgss_api api);
 
@@ -273,6 +282,8 @@ struct dbi_pgss_row {
 	bool toplevel;
 	double min_exec, max_exec; /* ms; 0 when unknown */
 	uint64_t stats_since;      /* PG 17: identity of the entry's creation time; 0 unknown */
+	int64_t rkey;              /* the server's change key of this row (has_rkey): see statements.c */
+	bool has_rkey;
 	struct dbi_pgss_ctrs v;
 };
 
