@@ -1572,7 +1572,8 @@ int dbi_pgss_feed_counters(struct dbi_pgss *s, const struct dbi_pgss_info *befor
 size_t dbi_pgss_wanted_texts(const struct dbi_pgss *s, int64_t *out, size_t max)
 {
 	size_t n = DBI_MIN((size_t)s->nwant_q, max);
-	memcpy(out, s->want_q, n * sizeof(*out));
+	if (n) /* want_q is allocated with the first wanted text */
+		memcpy(out, s->want_q, n * sizeof(*out));
 	return n;
 }
 
