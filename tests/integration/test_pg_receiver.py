@@ -569,6 +569,9 @@ class StatementsTest(unittest.TestCase):
             mine = self.check_shapes(pts, qid)
             fps = {p["attributes"].get("db.query.fingerprint") for p in mine}
             self.assertEqual(len(fps), 1, fps)  # one statement, one fingerprint, before and after resets
+            # OIDs resolved to names (a names query that sent empty arrays once left them as OIDs)
+            self.assertEqual({(p["attributes"].get("postgresql.database.name"),
+                               p["attributes"].get("postgresql.user.name")) for p in mine}, {("postgres", "postgres")})
             self.assertRegex(fps.pop() or "", "^[0-9a-f]{16}$")
 
     def test_statement_deltas_under_eviction(self):
