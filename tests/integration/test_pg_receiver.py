@@ -17,6 +17,7 @@ real dbi-collector binary and its debug exporter (format: json):
   (pg_stat_statements.max = 100), never negative, never counted twice.
 """
 
+import json
 import os
 import pwd
 import socket
@@ -30,7 +31,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "support"))
 sys.dont_write_bytecode = True
 
 from pgcluster import PgCluster, TempDir, wait_until  # noqa: E402
-from dbicollector import Collector, receiver_config  # noqa: E402
+from dbicollector import Collector, binary_dir, receiver_config  # noqa: E402
 
 SERVER, DB, TABLE, INDEX = "server", "db", "table", "index"
 RES_KEYS = {
@@ -418,6 +419,25 @@ class StatementsTest(unittest.TestCase):
                 sample = c.wait_for(lambda p: p.get("record") == "log", timeout=20)
                 on = c.wait_for(lambda p: p.get("metric") == "dbi.postgresql.group.enabled" and
                                 p["attributes"]["group"] == "statements", timeout=10)
+
+                # the receiver's own counters (dbi-stat, self-telemetry): reads, changed-only
+                # reads once the keys are known (PG 15), scrape time
+                def counters():
+                    r = subprocess.run([os.path.join(binary_dir(), "dbi-stat"), "-n", "dbi.t%d" % os.getpid(),
+                                        "--once", "--json"], stdout=subprocess.PIPE, text=True, check=True)
+                    tot = {}
+                    for b in json.loads(r.stdout)["stats"]["receivers"]:
+                        if b["type"] == "postgresql":
+                            for k, v in b["counters"].items():
+                                tot[k] = tot.get(k, 0) + v["value"]
+                    return tot
+                self.assertTrue(wait_until(lambda: counters().get("statements_reads_changed_only", 0) >= 1,
+                                           timeout=20), "no changed-only statements read: %r" % counters())
+                st = counters()
+        self.assertGreater(st["statements_reads"], st["statements_reads_changed_only"])  # the first is full
+        self.assertGreater(st["statements_rows"], 0)
+        self.assertGreater(st["scrape_time_ns"], 0)
+        self.assertGreaterEqual(st["scrapes"], st["statements_reads"])
         self.assertIsNotNone(calls, c.log())
         self.assertEqual(calls["type"], "sum")
         self.assertIsNotNone(sample)

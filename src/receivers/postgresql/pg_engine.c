@@ -918,6 +918,7 @@ static void target_done(struct pg_thread *th, struct pg_target *t)
 	t->scraping = false;
 	t->up = t->worst == DBI_CIRCUIT_OK;
 	dbi_stats_add(th->st, PGS_SCRAPES, 1);
+	dbi_stats_add(th->st, PGS_SCRAPE_NS, dur);
 	if (result != DBI_CIRCUIT_OK)
 		dbi_stats_add(th->st, PGS_SCRAPE_FAIL, 1);
 	dbi_stats_add(th->st, PGS_LOCKED_SKIPPED, t->relations_skipped);

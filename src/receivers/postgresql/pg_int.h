@@ -399,6 +399,7 @@ struct pg_db *dbi_pg_db_get(struct pg_sctx *x, const char *name, bool create);
 enum {
 	PGS_SCRAPES,
 	PGS_SCRAPE_FAIL,
+	PGS_SCRAPE_NS,
 	PGS_CONNECTS,
 	PGS_CONNECT_FAIL,
 	PGS_QUERIES,

@@ -24,6 +24,8 @@
 const struct dbi_stat_def dbi_pg_stats[] = {
         [PGS_SCRAPES] = {"scrapes", DBI_STAT_COUNTER, "target scrapes completed"},
         [PGS_SCRAPE_FAIL] = {"scrape_failures", DBI_STAT_COUNTER, "target scrapes that failed or were slow"},
+        [PGS_SCRAPE_NS] = {"scrape_time_ns", DBI_STAT_COUNTER,
+                           "wall time of target scrapes (divided by scrapes: the mean)"},
         [PGS_CONNECTS] = {"connects", DBI_STAT_COUNTER, "connection attempts"},
         [PGS_CONNECT_FAIL] = {"connect_failures", DBI_STAT_COUNTER, "connection attempts that failed"},
         [PGS_QUERIES] = {"statements", DBI_STAT_COUNTER, "statements sent (pipelined)"},
