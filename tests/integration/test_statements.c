@@ -603,14 +603,19 @@ static void reset_scenario(uint32_t full_every)
 	 * Reset alone and absent at a scrape, then back with MORE calls than ever. Full
 	 * reads: counted from zero. Changed-only reads cannot see an entry vanish without
 	 * stats_reset or dealloc moving (PG < 17): the documented limit is that interval
-	 * counting the difference to the calls it had (2), never negative or double.
+	 * counting the difference to the calls it had (2), unless the min/max check sees
+	 * the re-creation; never negative or double.
 	 */
 	exec_ok(work, sql);
 	assert_int_equal(drive(&f), DBI_OK);
 	run_n(work, "SELECT count(*) FROM rt WHERE id > 7", 20);
 	assert_int_equal(drive(&f), DBI_OK);
 	check_nonnegative(&f);
-	assert_true(calls_of_text(&f, work, "SELECT count(*) FROM rt WHERE id > $1") == (full_every == 1 ? 20 : 18));
+	double calls = calls_of_text(&f, work, "SELECT count(*) FROM rt WHERE id > $1");
+	if (full_every == 1)
+		assert_true(calls == 20);
+	else /* 20 when the new entry's min/max happen to show the re-creation, else 20 - 2 */
+		assert_true(calls == 20 || calls == 18);
 	assert_int_equal(dbi_pgss_get_stats(f.s)->resets, 1);
 	if (full_every == 1)
 		assert_int_equal(dbi_pgss_get_stats(f.s)->changed_reads, 0);

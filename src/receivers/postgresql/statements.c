@@ -30,7 +30,7 @@
  *    Every full_read_every-th read (20) is a full one anyway. What this cannot see: an
  *    entry removed alone by pg_stat_statements_reset(userid, dbid, queryid), which moves
  *    neither stats_reset nor dealloc, stays known until the next full read; if it comes
- *    back before then with more calls than it had, that interval counts the difference
+ *    back before then with more calls than it had, that interval may count only the difference
  *    (PG 17's stats_since tells, so there it is counted whole). Nothing is negative or
  *    double either way; full_read_every = 1 turns the changed-only reads off.
  *  - Collector memory: a fleet has many small targets, so every per-target array starts
