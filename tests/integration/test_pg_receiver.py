@@ -359,7 +359,7 @@ class CircuitTest(unittest.TestCase):
         with PgCluster() as a, PgCluster() as b:
             body = ("    username: postgres\n    collection_interval: 1s\n    initial_delay: 0s\n    jitter: 0\n"
                     "    databases: [postgres]\n    reconnect: {initial_interval: 200ms, max_interval: 1s}\n"
-                    "    circuit_breaker: {open_duration: 3s, max_open_duration: 6s, half_open_successes: 2}\n"
+                    "    circuit_breaker: {open_duration: 5s, max_open_duration: 10s, half_open_successes: 2}\n"
                     "    targets:\n      - {endpoint: '127.0.0.1:%d'}\n      - {endpoint: '127.0.0.1:%d'}\n"
                     % (a.port, b.port))
             ia, ib = "127.0.0.1:%d" % a.port, "127.0.0.1:%d" % b.port
@@ -373,10 +373,13 @@ class CircuitTest(unittest.TestCase):
                 a.stop_server()
                 opened = c.wait_for(lambda p: state_of(p, ia) and p["value"] == 1, timeout=20)
                 self.assertIsNotNone(opened, c.log())
-                # the window is inside open_duration (3 s) counted from the transition, whenever this
-                # test gets to run: no connection, no SQL, no series but the circuit's
+                # A window inside open_duration (5 s): no connection, no SQL, no series but the
+                # circuit's. The state is reported at each scheduled scrape, so the transition came
+                # between the last "closed" report and t0; open_duration counts from it.
                 t0 = opened["time"]
-                t1 = t0 + 2_500_000_000
+                tc = max(p["time"] for p in c.points() if state_of(p, ia) and p["value"] == 0 and p["time"] < t0)
+                t1 = tc + 4_800_000_000
+                self.assertGreater(t1 - t0, 2_500_000_000)
                 time.sleep(max(0.0, (t1 - time.time_ns()) / 1e9) + 0.2)
                 during = [p for p in c.points() if t0 < p["time"] < t1 and p["resource"]["service.instance.id"] == ia]
                 self.assertEqual({p["metric"] for p in during} - {"dbi.circuit.state", "dbi.circuit.transitions",

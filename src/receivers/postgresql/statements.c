@@ -1174,6 +1174,7 @@ void dbi_pgss_connected(struct dbi_pgss *s, int server_version_num)
 	s->server_version = server_version_num;
 	s->api_known = false;
 	s->ext_missing = false;
+	s->full_next = true; /* maybe another server behind the same endpoint: the keys held mean nothing */
 	/* names may have changed while we were away: resolve again, re-intern series */
 	name_clear(&s->dbnames);
 	name_clear(&s->rolenames);
