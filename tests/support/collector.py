@@ -24,10 +24,19 @@ import time
 # Temp dirs hold each collector's config and log; tests read them after the collector
 # stopped, so they go when the test process exits (keep them with DBI_KEEP_TMP=1).
 _TMPDIRS = []
+# Shared-memory segments of the collectors started here: a collector killed with -9 leaves its
+# segment behind on purpose (the next start detects it as stale), so the test process removes
+# them when it exits, after every collector it started is gone.
+_SHMS = []
 
 
 @atexit.register
 def _cleanup_tmpdirs():
+    for name in _SHMS:
+        try:
+            os.unlink(os.path.join("/dev/shm", name))
+        except OSError:
+            pass
     if os.environ.get("DBI_KEEP_TMP"):
         return
     for d in _TMPDIRS:
@@ -63,6 +72,7 @@ class Collector:
         _TMPDIRS.append(self.tmp)
         os.chmod(self.tmp, 0o755)
         self.shm = name or f"dbi.test.{os.getpid()}.{int(time.time() * 1000) % 100000}"
+        _SHMS.append(self.shm)
         self.ports = {}
 
         def port_for(m):
