@@ -132,6 +132,7 @@ def main():
         finally:
             os.killpg(coll.pid, signal.SIGTERM)
             coll.wait(timeout=60)
+            os.unlink(path)
         n = s1["scrapes"] - s0["scrapes"]
         print(json.dumps({
             "targets": a.targets, "dbs_per_target": 1 + a.dbs, "interval": a.interval, "window_s": a.seconds,
