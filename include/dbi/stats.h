@@ -98,4 +98,12 @@ static inline void dbi_stats_add_shared(struct dbi_stats *s, unsigned i, uint64_
  */
 int dbi_stats_snapshot(const struct dbi_stats_block *blk, struct dbi_stats_block *out);
 
+/*
+ * The retry policy of every seqlock reader (stats blocks here, circuits): up to
+ * DBI_SEQ_TRIES attempts; before attempt n, dbi_seq_backoff(n) spins briefly, then yields
+ * to a writer that may have been preempted mid-update.
+ */
+#define DBI_SEQ_TRIES 200
+void dbi_seq_backoff(unsigned attempt);
+
 #endif

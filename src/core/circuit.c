@@ -15,7 +15,6 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,8 +29,6 @@
 #include "dbi/shm.h"
 #include "dbi/statedir.h"
 
-#define SNAPSHOT_TRIES 200
-#define SNAPSHOT_SPINS 20
 #define STATE_FILE_MAX (64u << 20)
 #define STATE_FILE_VERSION 1
 #define SAVE_RETRY_NS (10 * DBI_NSEC_PER_SEC)
@@ -574,24 +571,12 @@ void dbi_circuit_reset(struct dbi_circuit *c)
 
 /* ---- readers ---- */
 
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ __volatile__("yield");
-#endif
-}
-
 #define LD(c, f) atomic_load_explicit(&(c)->f, memory_order_acquire)
 
 int dbi_circuit_snapshot(const struct dbi_circuit *c, struct dbi_circuit_view *o)
 {
-	for (unsigned t = 0; t < SNAPSHOT_TRIES; t++) {
-		if (t >= SNAPSHOT_SPINS)
-			sched_yield();
-		else if (t)
-			cpu_relax();
+	for (unsigned t = 0; t < DBI_SEQ_TRIES; t++) {
+		dbi_seq_backoff(t);
 		uint64_t s1 = atomic_load_explicit(&c->seq, memory_order_acquire);
 		if (s1 & 1)
 			continue;

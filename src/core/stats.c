@@ -16,8 +16,7 @@
 
 #include "dbi/clock.h"
 
-#define SNAPSHOT_TRIES 200
-#define SNAPSHOT_SPINS 20 /* tries before yielding the CPU to a writer we may have preempted */
+#define SEQ_SPINS 20 /* tries before yielding the CPU to a writer we may have preempted */
 
 const char *dbi_stats_kind_name(enum dbi_stats_kind k)
 {
@@ -45,6 +44,14 @@ static inline void cpu_relax(void)
 #elif defined(__aarch64__)
 	__asm__ __volatile__("yield");
 #endif
+}
+
+void dbi_seq_backoff(unsigned attempt)
+{
+	if (attempt >= SEQ_SPINS)
+		sched_yield();
+	else if (attempt)
+		cpu_relax();
 }
 
 /*
@@ -125,11 +132,8 @@ void dbi_stats_publish(struct dbi_stats *s)
 
 int dbi_stats_snapshot(const struct dbi_stats_block *blk, struct dbi_stats_block *out)
 {
-	for (unsigned t = 0; t < SNAPSHOT_TRIES; t++) {
-		if (t >= SNAPSHOT_SPINS)
-			sched_yield();
-		else if (t)
-			cpu_relax();
+	for (unsigned t = 0; t < DBI_SEQ_TRIES; t++) {
+		dbi_seq_backoff(t);
 		uint64_t s1 = atomic_load_explicit(&blk->seq, memory_order_acquire);
 		if (s1 & 1)
 			continue;

@@ -145,13 +145,13 @@ static void test_ranges(void **state)
 	struct dbi_oq_range r[DBI_OQ_MAX_RANGES + 1];
 	memset(&it, 0, sizeof(it));
 	it.m.nitems = 100;
-	assert_int_equal(dbi_oq_todo(&it, r, 9), 1);
+	assert_int_equal(dbi_oq_remaining(&it, r, 9), 1);
 	assert_int_equal(r[0].lo, 0);
 	assert_int_equal(r[0].hi, 100);
 	it.ndone = 2;
 	it.done[0] = (struct dbi_oq_range){10, 20};
 	it.done[1] = (struct dbi_oq_range){50, 100};
-	assert_int_equal(dbi_oq_todo(&it, r, 9), 2);
+	assert_int_equal(dbi_oq_remaining(&it, r, 9), 2);
 	assert_int_equal(r[0].lo, 0);
 	assert_int_equal(r[0].hi, 10);
 	assert_int_equal(r[1].lo, 20);
@@ -207,7 +207,7 @@ static void test_persistent_kill9(void **state)
 	assert_int_equal(dbi_oq_take(q, &it), DBI_OK);
 	assert_int_equal(body_id(it), 0);
 	struct dbi_oq_range r[DBI_OQ_MAX_RANGES + 1];
-	assert_int_equal(dbi_oq_todo(it, r, 9), 1);
+	assert_int_equal(dbi_oq_remaining(it, r, 9), 1);
 	assert_int_equal(r[0].lo, 5);
 	assert_int_equal(r[0].hi, 10);
 	assert_int_equal(dbi_oq_part_done(q, it, 5, 10), 1);

@@ -226,7 +226,7 @@ static void ranges_add(struct dbi_oq_range *r, uint32_t *n, uint32_t lo, uint32_
 	*n = m;
 }
 
-uint32_t dbi_oq_todo(const struct dbi_oq_item *it, struct dbi_oq_range *out, uint32_t max)
+uint32_t dbi_oq_remaining(const struct dbi_oq_item *it, struct dbi_oq_range *out, uint32_t max)
 {
 	uint32_t n = 0, at = 0;
 	for (uint32_t i = 0; i < it->ndone && n < max; i++) {

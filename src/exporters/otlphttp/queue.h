@@ -117,6 +117,6 @@ void dbi_oq_sync(struct dbi_oq *q, uint64_t interval_ns);
 void dbi_oq_get_stats(struct dbi_oq *q, struct dbi_oq_stats *st);
 
 /* Remaining ranges of an item (the complement of done in [0, nitems)); returns how many. */
-uint32_t dbi_oq_todo(const struct dbi_oq_item *it, struct dbi_oq_range *out, uint32_t max);
+uint32_t dbi_oq_remaining(const struct dbi_oq_item *it, struct dbi_oq_range *out, uint32_t max);
 
 #endif

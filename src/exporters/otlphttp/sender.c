@@ -558,14 +558,14 @@ static int next_part(struct otlphttp *x, struct oh_sender *s, struct part *out)
 		struct dbi_oq_item *it;
 		if (dbi_oq_take(x->q, &it) != DBI_OK)
 			return 0;
-		struct dbi_oq_range todo[DBI_OQ_MAX_RANGES + 1];
-		uint32_t n = dbi_oq_todo(it, todo, DBI_OQ_MAX_RANGES + 1);
+		struct dbi_oq_range rest[DBI_OQ_MAX_RANGES + 1];
+		uint32_t n = dbi_oq_remaining(it, rest, DBI_OQ_MAX_RANGES + 1);
 		if (n == 0) {
 			dbi_oq_part_done(x->q, it, 0, it->m.nitems); /* nothing left: resolve it */
 			continue;
 		}
 		for (uint32_t i = 0; i < n; i++) {
-			struct part p = {.it = it, .lo = todo[i].lo, .hi = todo[i].hi};
+			struct part p = {.it = it, .lo = rest[i].lo, .hi = rest[i].hi};
 			if (pend_push(s, &p, 0) != DBI_OK)
 				part_drop(x, &p, OS_DROP_SPLIT);
 		}

@@ -1523,14 +1523,18 @@ static void counters_end(struct dbi_pgss *s, bool changed)
  * after this read. Different: a reset raced the read; the next scrape relies on the
  * counters alone (decrease / min-max checks).
  */
+/* Neither an eviction nor a reset between two reads of pg_stat_statements_info. */
+static bool info_still(const struct dbi_pgss_info *a, const struct dbi_pgss_info *b)
+{
+	return a->valid && b->valid && a->stats_reset == b->stats_reset && a->dealloc == b->dealloc;
+}
+
 static void info_after(struct dbi_pgss *s, const struct dbi_pgss_info *after)
 {
 	if (after && after->valid)
 		s->info_after = *after;
 	/* an entry vanished during a changed-only read: the server may have sent all rows, or not */
-	if (s->changed_now &&
-	    (!s->info_before.valid || !s->info_after.valid || s->info_before.stats_reset != s->info_after.stats_reset ||
-	     s->info_before.dealloc != s->info_after.dealloc))
+	if (s->changed_now && !info_still(&s->info_before, &s->info_after))
 		s->full_next = true;
 	if (s->info_before.valid && s->info_after.valid && s->info_before.stats_reset == s->info_after.stats_reset) {
 		s->reset_known = true;
@@ -2408,9 +2412,7 @@ int dbi_pgss_result(struct dbi_pgss *s, unsigned i, const PGresult *r)
 		 * reset since the keys were taken: the server's check (later) saw it too and
 		 * returned every row.
 		 */
-		counters_end(s, s->changed_asked && s->info_before.valid &&
-		                        s->info_before.stats_reset == s->last_info.stats_reset &&
-		                        s->info_before.dealloc == s->last_info.dealloc);
+		counters_end(s, s->changed_asked && info_still(&s->info_before, &s->last_info));
 		if (!dbi_pgss_info_sql(s->api))
 			info_after(s, NULL);
 		break;
