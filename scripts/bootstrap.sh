@@ -4,8 +4,9 @@
 # missing, so running it twice is cheap and safe.
 set -eu
 
+# libkrb5-dev: gssapi.h, which libpq-int.h includes (pg_pqbuf.c reads an idle session's buffers through it)
 PKGS="build-essential cmake pkg-config git ca-certificates curl openssl procps iproute2
-libpq-dev libpg-query-dev libjson-c-dev protobuf-compiler liburcu-dev libjemalloc-dev libprotobuf-c-dev protobuf-c-compiler
+libpq-dev libkrb5-dev libpg-query-dev libjson-c-dev protobuf-compiler liburcu-dev libjemalloc-dev libprotobuf-c-dev protobuf-c-compiler
 libcurl4-openssl-dev zlib1g-dev libzstd-dev zstd libpcre2-dev libyaml-dev libmicrohttpd-dev
 libnghttp2-dev libnuma-dev libbenchmark-dev libcmocka-dev libssl-dev
 postgresql-15 postgresql-client-15 postgresql-contrib

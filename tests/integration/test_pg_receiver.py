@@ -443,6 +443,9 @@ class StatementsTest(unittest.TestCase):
         self.assertGreater(st["statements_rows"], 0)
         self.assertGreater(st["scrape_time_ns"], 0)
         self.assertGreaterEqual(st["scrapes"], st["statements_reads"])
+        # idle sessions handed their libpq buffer pages back (pg_pqbuf.c), and the scrapes after
+        # that (the changed-only reads above need a previous one) still read what they should
+        self.assertGreater(st["idle_buffer_bytes_released"], 0)
         self.assertIsNotNone(calls, c.log())
         self.assertEqual(calls["type"], "sum")
         self.assertIsNotNone(sample)

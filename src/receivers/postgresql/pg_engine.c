@@ -34,6 +34,7 @@
 #include "dbi/log.h"
 
 #include "pg_int.h"
+#include "pg_pqbuf.h"
 
 #define PG_TICK_NS (200 * DBI_NSEC_PER_MSEC)
 #define PG_GROUP_RETRY_NS (600 * DBI_NSEC_PER_SEC) /* a group turned off is tried again after */
@@ -330,6 +331,15 @@ static void sess_fail(struct pg_thread *th, struct pg_session *s, int result, co
 
 static void sess_send(struct pg_thread *th, struct pg_session *s);
 
+/* The session goes idle until its next scrape: its libpq buffers' pages go back. */
+static void sess_idle_trim(struct pg_thread *th, struct pg_session *s)
+{
+	size_t n = dbi_pg_pqbuf_release(s->conn);
+
+	if (n)
+		dbi_stats_add(th->st, PGS_PQBUF_RELEASED, n);
+}
+
 static void sess_connected(struct pg_thread *th, struct pg_session *s)
 {
 	s->state = SS_IDLE;
@@ -347,6 +357,8 @@ static void sess_connected(struct pg_thread *th, struct pg_session *s)
 	if (s->want_scrape) {
 		s->want_scrape = false;
 		sess_send(th, s);
+	} else {
+		sess_idle_trim(th, s);
 	}
 }
 
@@ -840,6 +852,7 @@ static void pipeline_done(struct pg_thread *th, struct pg_session *s)
 	}
 	if (!s->db && t->pgss_active && pgss_continue(th, s))
 		return;
+	sess_idle_trim(th, s);
 	scrape_part_done(th, s, s->result);
 }
 

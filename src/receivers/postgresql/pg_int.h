@@ -417,6 +417,7 @@ enum {
 	PGS_STMT_READS,
 	PGS_STMT_READS_CHANGED,
 	PGS_STMT_ROWS,
+	PGS_PQBUF_RELEASED,
 	PGS_NSTATS,
 };
 extern const struct dbi_stat_def dbi_pg_stats[];

@@ -20,6 +20,7 @@
 #include "dbi/runtime.h"
 
 #include "pg_int.h"
+#include "pg_pqbuf.h"
 
 const struct dbi_stat_def dbi_pg_stats[] = {
         [PGS_SCRAPES] = {"scrapes", DBI_STAT_COUNTER, "target scrapes completed"},
@@ -48,6 +49,8 @@ const struct dbi_stat_def dbi_pg_stats[] = {
         [PGS_STMT_READS_CHANGED] = {"statements_reads_changed_only", DBI_STAT_COUNTER,
                                     "pg_stat_statements reads that returned only the statements that ran"},
         [PGS_STMT_ROWS] = {"statements_rows", DBI_STAT_COUNTER, "pg_stat_statements rows read"},
+        [PGS_PQBUF_RELEASED] = {"idle_buffer_bytes_released", DBI_STAT_COUNTER,
+                                "bytes of idle sessions' libpq buffers handed back to the kernel"},
         [PGS_NSTATS] = {NULL, 0, NULL},
 };
 
@@ -228,6 +231,7 @@ static void pg_stop(void *state)
 static int pg_create(const struct dbi_inst *inst, void **state, struct dbi_errbuf *err)
 {
 	const struct pg_cfg *cfg = inst->cfg;
+	char why[96];
 	struct dbi_pg *pg = calloc(1, sizeof(*pg));
 	struct pg_tset *ts;
 
@@ -275,6 +279,8 @@ static int pg_create(const struct dbi_inst *inst, void **state, struct dbi_errbu
 		goto fail;
 	dbi_pg_publish(pg, ts);
 	DBI_LOGI(PG_COMP, "receiver ready", "id=%s targets=%zu threads=%u", inst->id, ts->n, pg->nthreads);
+	if (!dbi_pg_pqbuf_init(why, sizeof(why)))
+		DBI_LOGI(PG_COMP, "idle sessions keep their libpq buffers (about 32 KiB each)", "reason=\"%s\"", why);
 	*state = pg;
 	return DBI_OK;
 oom:

@@ -1,0 +1,105 @@
+/*
+ * pg_pqbuf.c — give back the memory of an idle session's libpq buffers.
+ *
+ * Every PGconn keeps a 16 KiB input and a 16 KiB output buffer for its whole life, and a
+ * scrape fills both (the pipeline's SQL goes out through one, its rows come in through the
+ * other). At 1000 targets that is ~32 MiB resident for sessions that are idle 99 % of the
+ * time, and libpq has no call to shrink them. Between scrapes nothing is pending in
+ * either buffer, so their whole pages are handed back to the kernel with
+ * madvise(MADV_DONTNEED): the allocation stays as it is (libpq still owns it, jemalloc
+ * still counts it), its pages read as zeros and are faulted in again by the next scrape.
+ *
+ * Finding the buffers needs libpq's private struct (libpq-int.h, shipped by libpq-dev),
+ * whose layout is only valid for the libpq it came with: release is on only when the
+ * running libpq is the exact version the collector was built against, and each call
+ * checks that the offsets it reads are consistent before touching anything. Otherwise
+ * it is off, and the only cost is the memory.
+ */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#ifdef DBI_HAVE_LIBPQ_INT
+#include <c.h>
+
+#include <libpq-fe.h>
+#include <libpq-int.h>
+#endif
+
+#include "pg_pqbuf.h"
+
+#ifdef DBI_HAVE_LIBPQ_INT
+static size_t page_size;
+static atomic_bool enabled; /* turned off by any scraper thread that sees a bad layout */
+
+bool dbi_pg_pqbuf_init(char *why, size_t whylen)
+{
+	long ps = sysconf(_SC_PAGESIZE);
+
+	if (PQlibVersion() != PG_VERSION_NUM) {
+		snprintf(why, whylen, "libpq %d is not the %d the collector was built with", PQlibVersion(),
+		         (int)PG_VERSION_NUM);
+		atomic_store_explicit(&enabled, false, memory_order_relaxed);
+		return false;
+	}
+	page_size = ps > 0 ? (size_t)ps : 4096;
+	atomic_store_explicit(&enabled, true, memory_order_relaxed);
+	snprintf(why, whylen, "libpq %d", PQlibVersion());
+	return true;
+}
+
+/* The whole pages inside [p, p + len): the only ones that belong to this buffer alone. */
+static size_t drop_pages(char *p, size_t len)
+{
+	uintptr_t a = ((uintptr_t)p + page_size - 1) & ~(uintptr_t)(page_size - 1);
+	uintptr_t b = ((uintptr_t)p + len) & ~(uintptr_t)(page_size - 1);
+
+	if (b <= a || madvise((void *)a, b - a, MADV_DONTNEED) != 0)
+		return 0;
+	return b - a;
+}
+
+size_t dbi_pg_pqbuf_release(PGconn *conn)
+{
+	size_t n = 0;
+
+	if (!conn || !atomic_load_explicit(&enabled, memory_order_relaxed))
+		return 0;
+	/* offsets that do not add up mean the layout is not what we were built for: stop */
+	if (conn->inBufSize <= 0 || conn->outBufSize <= 0 || conn->inStart < 0 || conn->inStart > conn->inEnd ||
+	    conn->inEnd > conn->inBufSize || conn->outCount < 0 || conn->outCount > conn->outBufSize ||
+	    !conn->inBuffer || !conn->outBuffer) {
+		atomic_store_explicit(&enabled, false, memory_order_relaxed);
+		return 0;
+	}
+	/* nothing left to parse: libpq rewinds to the start before its next read */
+	if (conn->inStart == conn->inEnd)
+		n += drop_pages(conn->inBuffer, (size_t)conn->inBufSize);
+	if (conn->outCount == 0)
+		n += drop_pages(conn->outBuffer, (size_t)conn->outBufSize);
+	return n;
+}
+
+bool dbi_pg_pqbuf_enabled(void)
+{
+	return atomic_load_explicit(&enabled, memory_order_relaxed);
+}
+#else
+bool dbi_pg_pqbuf_init(char *why, size_t whylen)
+{
+	snprintf(why, whylen, "built without libpq-int.h");
+	return false;
+}
+
+size_t dbi_pg_pqbuf_release(PGconn *conn)
+{
+	(void)conn;
+	return 0;
+}
+
+bool dbi_pg_pqbuf_enabled(void)
+{
+	return false;
+}
+#endif
