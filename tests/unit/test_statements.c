@@ -37,7 +37,7 @@ struct fx {
 	uint32_t resource, scope;
 };
 
-static void fx_init(struct fx *f, uint32_t limit, enum dbi_pgss_api api)
+static void fx_init_pool(struct fx *f, uint32_t limit, enum dbi_pgss_api api, struct dbi_pgss_pool *pool)
 {
 	struct dbi_attr ra[] = {{.key = "service.instance.id", .type = DBI_AT_STR, .v.s = "db1:5432"}};
 	struct dbi_errbuf err;
@@ -53,7 +53,8 @@ static void fx_init(struct fx *f, uint32_t limit, enum dbi_pgss_api api)
 	                            .sink = &f->sink.sink,
 	                            .limit = limit,
 	                            .metrics = DBI_PGSS_M_ALL,
-	                            .tag = 1};
+	                            .tag = 1,
+	                            .pool = pool};
 	f->s = dbi_pgss_create(&c, &err);
 	assert_non_null(f->s);
 	dbi_pgss_set_api(f->s, api);
@@ -61,6 +62,11 @@ static void fx_init(struct fx *f, uint32_t limit, enum dbi_pgss_api api)
 	dbi_pgss_feed_name(f->s, false, 6, "otherdb");
 	dbi_pgss_feed_name(f->s, true, 10, "alice");
 	dbi_pgss_feed_name(f->s, true, 11, "bob");
+}
+
+static void fx_init(struct fx *f, uint32_t limit, enum dbi_pgss_api api)
+{
+	fx_init_pool(f, limit, api, NULL);
 }
 
 static void fx_free(struct fx *f)
@@ -380,6 +386,96 @@ static void test_topn_and_other_sums(void **state)
 }
 
 /* ---- histogram ---- */
+
+/*
+ * Two targets of one thread share a pool of top-N scratch sets while their scrapes
+ * overlap (counters of both read, then both emitted): each exports exactly what a target
+ * with its own scratch exports, the pool makes one set per scrape in flight, no more, and
+ * a scrape that fails or is never emitted does not leak a set.
+ */
+static void test_shared_topn_pool(void **state)
+{
+	enum { N = 12, LIMIT = 3, ROUNDS = 6 };
+	struct dbi_pgss_pool *pool = dbi_pgss_pool_create();
+	struct fx a, b, ra, rb; /* a, b share the pool; ra, rb are references with their own */
+	struct dbi_pgss_row rows[2][N];
+	(void)state;
+
+	assert_non_null(pool);
+	fx_init_pool(&a, LIMIT, DBI_PGSS_API_1_10, pool);
+	fx_init_pool(&b, LIMIT, DBI_PGSS_API_1_10, pool);
+	fx_init(&ra, LIMIT, DBI_PGSS_API_1_10);
+	fx_init(&rb, LIMIT, DBI_PGSS_API_1_10);
+	for (int t = 0; t < 2; t++)
+		for (int i = 0; i < N; i++)
+			rows[t][i] = row(i % 2 ? 6 : 5, 10, (t ? 2000 : 1000) + i, 1, 1.0);
+	for (int k = 0; k < ROUNDS; k++) {
+		uint64_t now = T0 + (uint64_t)k * SEC;
+		for (int t = 0; t < 2; t++)
+			for (int i = 0; i < N; i++) { /* a different top-N every round, and per target */
+				uint64_t dc = (uint64_t)((i * 7 + k * 5 + t * 3) % N) + 1;
+				rows[t][i].v.c[DBI_PGSS_C_CALLS] += dc;
+				rows[t][i].v.c[DBI_PGSS_C_ROWS] += 2 * dc;
+				rows[t][i].v.t[DBI_PGSS_T_EXEC] += (double)dc * (1.5 + t);
+			}
+		struct fx *fs[4] = {&a, &b, &ra, &rb};
+		for (int j = 0; j < 4; j++) {
+			dbi_test_sink_clear(&fs[j]->sink);
+			assert_int_equal(dbi_pgss_begin(fs[j]->s, now), DBI_OK);
+		}
+		/* overlapping: both counters in before either emits */
+		assert_int_equal(dbi_pgss_feed_counters(a.s, NULL, rows[0], N, NULL), DBI_OK);
+		assert_int_equal(dbi_pgss_feed_counters(b.s, NULL, rows[1], N, NULL), DBI_OK);
+		assert_int_equal(dbi_pgss_feed_counters(ra.s, NULL, rows[0], N, NULL), DBI_OK);
+		assert_int_equal(dbi_pgss_feed_counters(rb.s, NULL, rows[1], N, NULL), DBI_OK);
+		for (int j = 0; j < 4; j++)
+			assert_int_equal(dbi_pgss_emit(fs[j]->s), DBI_OK);
+		for (int t = 0; t < 2; t++) {
+			struct fx *x = t ? &b : &a, *r = t ? &rb : &ra;
+			const char *const ms[] = {"postgresql.statement.calls", "postgresql.statement.rows",
+			                          "postgresql.statement.execution.time"};
+			for (int i = 0; i < N; i++) {
+				char q[32];
+				size_t n1, n2;
+				snprintf(q, sizeof(q), "%d", (t ? 2000 : 1000) + i);
+				for (size_t m = 0; m < sizeof(ms) / sizeof(ms[0]); m++) {
+					double v1 = dbi_test_sink_sum(&x->sink, ms[m], "postgresql.queryid", q, &n1);
+					double v2 = dbi_test_sink_sum(&r->sink, ms[m], "postgresql.queryid", q, &n2);
+					assert_int_equal(n1, n2);
+					assert_true(v1 == v2);
+				}
+			}
+			for (int d = 0; d < 2; d++) { /* "other" and totals per database */
+				const char *dbname = d ? "otherdb" : "appdb";
+				assert_true(dbi_test_sink_sum(&x->sink, "postgresql.statement.calls",
+				                              "postgresql.database.name", dbname, NULL) ==
+				            dbi_test_sink_sum(&r->sink, "postgresql.statement.calls",
+				                              "postgresql.database.name", dbname, NULL));
+			}
+			if (k > 0) /* not the baseline: top-N statements were exported */
+				assert_true(x->sink.npts > 0 && x->sink.npts == r->sink.npts);
+		}
+	}
+	assert_int_equal(dbi_pgss_pool_sets(pool), 2);
+
+	/* one target's scrape never emitted (session lost): it keeps its set and reuses it */
+	assert_int_equal(dbi_pgss_begin(a.s, T0 + 100 * SEC), DBI_OK);
+	assert_int_equal(dbi_pgss_feed_counters(a.s, NULL, rows[0], N, NULL), DBI_OK);
+	for (int k = 0; k < 3; k++) {
+		assert_int_equal(dbi_pgss_begin(a.s, T0 + (101 + (uint64_t)k) * SEC), DBI_OK);
+		assert_int_equal(dbi_pgss_feed_counters(a.s, NULL, rows[0], N, NULL), DBI_OK);
+		assert_int_equal(dbi_pgss_begin(b.s, T0 + (101 + (uint64_t)k) * SEC), DBI_OK);
+		assert_int_equal(dbi_pgss_feed_counters(b.s, NULL, rows[1], N, NULL), DBI_OK);
+		assert_int_equal(dbi_pgss_emit(b.s), DBI_OK);
+	}
+	assert_int_equal(dbi_pgss_pool_sets(pool), 2);
+	/* a target released while holding a set gives it back; the pool frees it */
+	fx_free(&a);
+	fx_free(&b);
+	fx_free(&ra);
+	fx_free(&rb);
+	dbi_pgss_pool_release(pool);
+}
 
 static void test_histogram(void **state)
 {
@@ -928,6 +1024,7 @@ int main(void)
 	        cmocka_unit_test(test_reset_via_info),
 	        cmocka_unit_test(test_hidden_rows_go_to_other),
 	        cmocka_unit_test(test_topn_and_other_sums),
+	        cmocka_unit_test(test_shared_topn_pool),
 	        cmocka_unit_test(test_histogram),
 	        cmocka_unit_test(test_versions),
 	        cmocka_unit_test(test_texts_and_samples),

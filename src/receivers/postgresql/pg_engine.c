@@ -66,6 +66,7 @@ struct pg_thread {
 	struct dbi_qfp_cache *qfp;
 	struct dbi_pgss_sink pgss_sink;
 	char *pgss_text;
+	struct dbi_pgss_pool *pgss_pool; /* top-N scratch of the statement scrapes in flight */
 	uint32_t next_tag;
 };
 
@@ -537,7 +538,9 @@ static int pgss_start(struct pg_thread *th, struct pg_session *s)
 			th->qfp = dbi_qfp_cache_create(4u << 20);
 		if (!th->pgss_text)
 			th->pgss_text = malloc(PG_PGSS_SAMPLE_MAX);
-		if (!th->qfp || !th->pgss_text) {
+		if (!th->pgss_pool)
+			th->pgss_pool = dbi_pgss_pool_create();
+		if (!th->qfp || !th->pgss_text || !th->pgss_pool) {
 			t->pgss_broken = true;
 			return DBI_OK;
 		}
@@ -554,7 +557,8 @@ static int pgss_start(struct pg_thread *th, struct pg_session *s)
 		                             .cache = th->qfp,
 		                             .tag = ++th->next_tag,
 		                             .text_buf = th->pgss_text,
-		                             .text_buf_len = PG_PGSS_SAMPLE_MAX};
+		                             .text_buf_len = PG_PGSS_SAMPLE_MAX,
+		                             .pool = th->pgss_pool};
 		dbi_err_clear(&err);
 		t->pgss = dbi_pgss_create(&pc, &err);
 		if (!t->pgss) {
@@ -1282,6 +1286,7 @@ int dbi_pg_run(struct dbi_pg *pg, struct dbi_rctx *rctx)
 	if (th.qfp) /* after the targets: each forgets its entries in it */
 		dbi_qfp_cache_release(th.qfp);
 	free(th.pgss_text);
+	dbi_pgss_pool_release(th.pgss_pool); /* after the targets: they hand their sets back */
 	atomic_store_explicit(&pg->seen_gen[th.me], UINT64_MAX, memory_order_release);
 	close(th.ep);
 	dbi_rctx_flush(rctx);

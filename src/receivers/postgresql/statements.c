@@ -442,6 +442,24 @@ struct topslot {
 	uint8_t toplevel;
 };
 
+/*
+ * One top-N scratch set: held by a target from its counters read to its emit, then back in
+ * the pool (or kept, without a pool). top/topd/heap mirror dbi_pgss's while held.
+ */
+struct topset {
+	struct topset *next; /* the pool's free list */
+	struct topslot *top;
+	uint64_t *topd;
+	uint32_t *heap;
+	uint32_t cap; /* entries every array holds */
+	uint32_t npk; /* packed columns topd was sized for */
+};
+
+struct dbi_pgss_pool {
+	struct topset *free;
+	uint32_t sets;
+};
+
 struct dbslot {
 	uint32_t dbid;
 	uint8_t used, has_other, series_done, other_done;
@@ -484,6 +502,7 @@ struct dbi_pgss {
 	struct dbslot *dbs;
 	uint32_t *active_dbs; /* slot indices active this scrape */
 	struct hidden_agg *hid;
+	struct topset *tset; /* held from the counters read to emit: top, topd, heap are its arrays */
 	struct topslot *top; /* top-N slots */
 	uint64_t *topd;      /* npk packed interval deltas per top slot */
 	uint32_t *heap;      /* slot numbers, min-heap on key */
@@ -947,24 +966,107 @@ static void to_other(struct dbi_pgss *s, uint32_t dbid, const struct dbi_pgss_ct
 /* Cold path: more statements active in one interval than ever before (up to limit). */
 static void top_grow(struct dbi_pgss *s)
 {
+	struct topset *ts = s->tset;
 	uint32_t ncap = DBI_MIN(s->topcap ? 2 * s->topcap : 16, s->cfg.limit);
-	struct topslot *nt = realloc(s->top, (size_t)ncap * sizeof(*nt));
+	struct topslot *nt;
 	uint64_t *nd;
 	uint32_t *nh;
 
+	if (!ts)
+		return;
+	nt = realloc(ts->top, (size_t)ncap * sizeof(*nt));
 	if (!nt)
 		return;
-	s->top = nt;
-	nd = realloc(s->topd, (size_t)ncap * s->npk * sizeof(*nd));
+	s->top = ts->top = nt;
+	nd = realloc(ts->topd, (size_t)ncap * s->npk * sizeof(*nd));
 	if (!nd)
 		return;
-	s->topd = nd;
-	nh = realloc(s->heap, (size_t)ncap * sizeof(*nh));
+	s->topd = ts->topd = nd;
+	nh = realloc(ts->heap, (size_t)ncap * sizeof(*nh));
 	if (!nh)
 		return;
-	s->heap = nh;
-	s->topcap = ncap; /* only now: every array holds ncap */
+	s->heap = ts->heap = nh;
+	s->topcap = ts->cap = ncap; /* only now: every array holds ncap */
+	ts->npk = s->npk;
 	s->stats.grow_allocs += 3;
+}
+
+/* ---- top-N scratch sets ---- */
+
+struct dbi_pgss_pool *dbi_pgss_pool_create(void)
+{
+	return calloc(1, sizeof(struct dbi_pgss_pool));
+}
+
+static void topset_free(struct topset *ts)
+{
+	free(ts->top);
+	free(ts->topd);
+	free(ts->heap);
+	free(ts);
+}
+
+void dbi_pgss_pool_release(struct dbi_pgss_pool *p)
+{
+	if (!p)
+		return;
+	while (p->free) {
+		struct topset *ts = p->free;
+		p->free = ts->next;
+		topset_free(ts);
+	}
+	free(p);
+}
+
+uint32_t dbi_pgss_pool_sets(const struct dbi_pgss_pool *p)
+{
+	return p ? p->sets : 0;
+}
+
+/* A scrape's counters arrive: hold a scratch set (the pool's, or a new one) until emit. */
+static void top_hold(struct dbi_pgss *s)
+{
+	struct dbi_pgss_pool *p = s->cfg.pool;
+	struct topset *ts = s->tset;
+
+	if (!ts) {
+		if (p && p->free) {
+			ts = p->free;
+			p->free = ts->next;
+		} else {
+			ts = calloc(1, sizeof(*ts));
+			if (!ts)
+				return; /* no top-N this scrape: everything counts in "other" */
+			s->stats.grow_allocs++;
+			if (p)
+				p->sets++;
+		}
+		ts->next = NULL;
+		s->tset = ts;
+	}
+	s->top = ts->top;
+	s->topd = ts->topd;
+	s->heap = ts->heap;
+	/* a set sized for another column layout is regrown (realloc keeps it one allocation each) */
+	s->topcap = ts->npk == s->npk ? ts->cap : 0;
+}
+
+/* The scrape is over (emitted or failed): the set goes back to the pool, if there is one. */
+static void top_put(struct dbi_pgss *s)
+{
+	struct dbi_pgss_pool *p = s->cfg.pool;
+	struct topset *ts = s->tset;
+
+	if (!ts || !p)
+		return;
+	ts->next = p->free;
+	p->free = ts;
+	s->tset = NULL;
+	s->top = NULL;
+	s->topd = NULL;
+	s->heap = NULL;
+	s->topcap = 0;
+	s->ntop = 0;
 }
 
 /* Offer an active statement's delta to the top-N; what does not stay goes to "other". */
@@ -1118,9 +1220,10 @@ void dbi_pgss_release(struct dbi_pgss *s)
 	free(s->dbs);
 	free(s->active_dbs);
 	free(s->hid);
-	free(s->top);
-	free(s->topd);
-	free(s->heap);
+	if (s->tset && s->cfg.pool)
+		top_put(s);
+	else if (s->tset)
+		topset_free(s->tset);
 	free(s->want_q);
 	free(s->want_db);
 	free(s->want_role);
@@ -1217,6 +1320,7 @@ static int fail(struct dbi_pgss *s, enum dbi_pgss_status st, const char *fmt, co
 	snprintf(s->msg, sizeof(s->msg), fmt, detail ? detail : "");
 	s->phase = PH_FAILED;
 	s->stats.failures++;
+	top_put(s);
 	return DBI_ERR;
 }
 
@@ -1250,6 +1354,7 @@ int dbi_pgss_begin(struct dbi_pgss *s, uint64_t now_ns)
 static void counters_start(struct dbi_pgss *s, const struct dbi_pgss_info *before)
 {
 	s->gen++;
+	top_hold(s);
 	s->ntop = 0;
 	s->nactive_dbs = 0;
 	s->nhid = 0;
@@ -1977,6 +2082,7 @@ int dbi_pgss_emit(struct dbi_pgss *s)
 	}
 	emit_target(s);
 	s->phase = PH_DONE;
+	top_put(s);
 	return DBI_OK;
 }
 

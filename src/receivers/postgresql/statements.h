@@ -113,7 +113,26 @@ struct dbi_pgss_config {
 	 */
 	char *text_buf;
 	size_t text_buf_len;
+
+	/*
+	 * Top-N scratch shared by the targets of one scraper thread (dbi_pgss_pool_create),
+	 * or NULL: the target keeps its own for good (and dbi_pgss_last_top works after emit).
+	 */
+	struct dbi_pgss_pool *pool;
 };
+
+/*
+ * The top-N selection of a scrape (candidates, their deltas, the heap: up to limit entries,
+ * ~26 KiB at limit 200) is needed only from the counters read to dbi_pgss_emit. A pool lets
+ * the targets of one thread share these: a thread holds as many as it has statement scrapes
+ * in flight, not one per target. Not thread-safe: one pool per scraper thread. Release it
+ * after every dbi_pgss that used it.
+ */
+struct dbi_pgss_pool;
+struct dbi_pgss_pool *dbi_pgss_pool_create(void);
+void dbi_pgss_pool_release(struct dbi_pgss_pool *p);
+/* Scratch sets the pool has made (in use + free): at most the scrapes ever in flight at once. */
+uint32_t dbi_pgss_pool_sets(const struct dbi_pgss_pool *p);
 
 /* Statements tracked per target at first; the table doubles up to max_statements. */
 #define DBI_PGSS_INITIAL_STATEMENTS 16u
