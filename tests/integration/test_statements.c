@@ -98,7 +98,7 @@ static double value_d(PGconn *c, const char *sql)
 	return atof(value(c, sql, v, sizeof(v)));
 }
 
-static void fx_init(struct fx *f, struct dbi_pgtest *p, const char *db, uint32_t limit)
+static void fx_init_pool(struct fx *f, struct dbi_pgtest *p, const char *db, uint32_t limit, struct dbi_pgss_pool *pool)
 {
 	struct dbi_attr ra[] = {{.key = "service.instance.id", .type = DBI_AT_STR, .v.s = "test:5432"}};
 	struct dbi_errbuf err;
@@ -115,13 +115,19 @@ static void fx_init(struct fx *f, struct dbi_pgtest *p, const char *db, uint32_t
 	                            .limit = limit,
 	                            .metrics = DBI_PGSS_M_ALL,
 	                            .full_read_every = fx_full_every,
-	                            .tag = 1};
+	                            .tag = 1,
+	                            .pool = pool};
 	f->s = dbi_pgss_create(&c, &err);
 	assert_non_null(f->s);
 	f->conn = connect_db(p, db);
 	f->ref = connect_db(p, "postgres");
 	exec_ok(f->ref, "SET client_min_messages = warning");
 	dbi_pgss_connected(f->s, PQserverVersion(f->conn));
+}
+
+static void fx_init(struct fx *f, struct dbi_pgtest *p, const char *db, uint32_t limit)
+{
+	fx_init_pool(f, p, db, limit, NULL);
 }
 
 static void fx_free(struct fx *f)
@@ -680,6 +686,48 @@ static void test_changed_reads(void **state)
 	fx_free(&f);
 }
 
+/*
+ * Two targets of one scraper thread share a pool: the changed-only read's keys are built
+ * in one buffer for both. Each target must send its own keys: if a target sent the other's
+ * (newer) keys, the statements that ran between the two reads would look unchanged to it
+ * and their calls would be lost.
+ */
+static void test_changed_reads_shared_pool(void **state)
+{
+	struct dbi_pgss_pool *pool = dbi_pgss_pool_create();
+	struct fx a, b;
+	PGconn *work;
+	(void)state;
+
+	assert_non_null(pool);
+	fx_init_pool(&a, &pg, "postgres", 200, pool);
+	fx_init_pool(&b, &pg, "postgres", 200, pool);
+	work = connect_db(&pg, "work");
+	exec_ok(work, "CREATE TABLE IF NOT EXISTS cr (id int primary key, v text)");
+	run_n(work, "SELECT count(*) FROM cr WHERE id > 11", 1);
+	for (int k = 0; k < 2; k++) { /* baselines and the first full reads: keys known from here on */
+		assert_int_equal(drive(&a), DBI_OK);
+		assert_int_equal(drive(&b), DBI_OK);
+	}
+	uint64_t cha = dbi_pgss_get_stats(a.s)->changed_reads, chb = dbi_pgss_get_stats(b.s)->changed_reads;
+	for (int k = 1; k <= 3; k++) {
+		run_n(work, "SELECT count(*) FROM cr WHERE id > 11", 2 * k);
+		assert_int_equal(drive(&b), DBI_OK); /* b's keys now say "ran 2k more times" */
+		/* b also sees the one run after its previous read */
+		assert_true(calls_of_text(&b, work, "SELECT count(*) FROM cr WHERE id > $1") == 2 * k + (k > 1));
+		run_n(work, "SELECT count(*) FROM cr WHERE id > 11", 1);
+		assert_int_equal(drive(&a), DBI_OK); /* a read last before both batches: it counts both */
+		assert_true(calls_of_text(&a, work, "SELECT count(*) FROM cr WHERE id > $1") == 2 * k + 1);
+		check_nonnegative(&a);
+	}
+	assert_int_equal(dbi_pgss_get_stats(a.s)->changed_reads, cha + 3);
+	assert_int_equal(dbi_pgss_get_stats(b.s)->changed_reads, chb + 3);
+	PQfinish(work);
+	fx_free(&a);
+	fx_free(&b);
+	dbi_pgss_pool_release(pool);
+}
+
 static void test_texts_only_for_new_queryids(void **state)
 {
 	struct fx f;
@@ -932,6 +980,7 @@ int main(void)
 	        cmocka_unit_test(test_sums_match_sql_under_pgbench),
 	        cmocka_unit_test(test_reset_no_negative_no_double),
 	        cmocka_unit_test(test_changed_reads),
+	        cmocka_unit_test(test_changed_reads_shared_pool),
 	        cmocka_unit_test(test_texts_only_for_new_queryids),
 	        cmocka_unit_test(test_samples_once_and_literal_free),
 	        cmocka_unit_test(test_extension_versions),

@@ -458,6 +458,9 @@ struct topset {
 struct dbi_pgss_pool {
 	struct topset *free;
 	uint32_t sets;
+	/* the keys parameter of a changed-only read: built and sent at once, so one per thread */
+	char *keys;
+	size_t keys_cap;
 };
 
 struct dbslot {
@@ -524,7 +527,7 @@ struct dbi_pgss {
 	size_t param_q_cap, param_oid_cap;
 	char *normbuf; /* cfg.text_buf, or our own */
 	char *counters_sql, *changed_sql;
-	char *param_k; /* the keys held, an int8[] literal, for the changed-only read */
+	char *param_k; /* the keys held, an int8[] literal, for the changed-only read (no pool) */
 	size_t param_k_cap;
 	char param_reset[24], param_dealloc[24];
 
@@ -1015,6 +1018,7 @@ void dbi_pgss_pool_release(struct dbi_pgss_pool *p)
 		p->free = ts->next;
 		topset_free(ts);
 	}
+	free(p->keys);
 	free(p);
 }
 
@@ -2367,29 +2371,42 @@ static bool changed_read_ok(const struct dbi_pgss *s)
 	       !s->prev_overflow && !s->full_next && s->since_full + 1 < s->cfg.full_read_every;
 }
 
-/* $1..$3 of the changed-only read: the keys held, and the info they belong to. */
+/*
+ * $1..$3 of the changed-only read: the keys held, and the info they belong to. The keys go
+ * into the pool's buffer when there is one (the engine sends them before it builds another
+ * target's), else into our own.
+ */
+static const char *changed_keys(const struct dbi_pgss *s)
+{
+	return s->cfg.pool ? s->cfg.pool->keys : s->param_k;
+}
+
 static int changed_params(struct dbi_pgss *s)
 {
+	char **buf = s->cfg.pool ? &s->cfg.pool->keys : &s->param_k;
+	size_t *cap = s->cfg.pool ? &s->cfg.pool->keys_cap : &s->param_k_cap;
 	size_t need = (size_t)s->n * 21 + 3, o = 0; /* ",-9223372036854775808" per key, braces, NUL */
+	char *k;
 
-	if (need > s->param_k_cap) {
-		size_t cap = DBI_MAX(need + need / 4, (size_t)256);
-		char *a = realloc(s->param_k, cap);
+	if (need > *cap) {
+		size_t ncap = DBI_MAX(need + need / 4, (size_t)256);
+		char *a = realloc(*buf, ncap);
 		if (!a)
 			return DBI_ERR;
-		s->param_k = a;
-		s->param_k_cap = cap;
+		*buf = a;
+		*cap = ncap;
 		s->stats.grow_allocs++;
 	}
-	s->param_k[o++] = '{';
+	k = *buf;
+	k[o++] = '{';
 	for (uint32_t e = 0; e < s->n; e++) {
 		const struct stmt *t = &s->st[e];
 		if (t->hidden || !t->has_rkey)
 			continue;
-		o += (size_t)snprintf(s->param_k + o, s->param_k_cap - o, "%s%" PRId64, o > 1 ? "," : "", t->rkey);
+		o += (size_t)snprintf(k + o, *cap - o, "%s%" PRId64, o > 1 ? "," : "", t->rkey);
 	}
-	s->param_k[o++] = '}';
-	s->param_k[o] = '\0';
+	k[o++] = '}';
+	k[o] = '\0';
 	snprintf(s->param_reset, sizeof(s->param_reset), "%" PRId64, (int64_t)s->last_info.stats_reset);
 	snprintf(s->param_dealloc, sizeof(s->param_dealloc), "%" PRId64, s->last_info.dealloc);
 	return DBI_OK;
@@ -2400,7 +2417,14 @@ unsigned dbi_pgss_queries(struct dbi_pgss *s, struct dbi_pgss_query *q, unsigned
 	unsigned n = 0;
 
 	if (s->nq && s->got < s->nq) {
-		/* the current round is still out: the same queries again */
+		/* the current round is still out: the same queries again (a pool's keys rebuilt: shared) */
+		if (s->changed_asked && s->phase == PH_COUNTERS && s->cfg.pool) {
+			if (changed_params(s) != DBI_OK)
+				return 0;
+			for (unsigned i = 0; i < s->nq; i++)
+				if (s->q[i].kind == DBI_PGSS_Q_COUNTERS && s->q[i].nparams == 3)
+					s->q[i].params[0] = changed_keys(s);
+		}
 		n = DBI_MIN(s->nq, max);
 		memcpy(q, s->q, n * sizeof(*q));
 		return n;
@@ -2417,11 +2441,12 @@ unsigned dbi_pgss_queries(struct dbi_pgss *s, struct dbi_pgss_query *q, unsigned
 			        .sql = sql_info, .result_binary = 1, .kind = DBI_PGSS_Q_INFO_BEFORE};
 		s->changed_asked = changed_read_ok(s) && changed_params(s) == DBI_OK;
 		if (s->changed_asked)
-			s->q[n++] = (struct dbi_pgss_query){.sql = s->changed_sql,
-			                                    .nparams = 3,
-			                                    .params = {s->param_k, s->param_reset, s->param_dealloc},
-			                                    .result_binary = 1,
-			                                    .kind = DBI_PGSS_Q_COUNTERS};
+			s->q[n++] =
+			        (struct dbi_pgss_query){.sql = s->changed_sql,
+			                                .nparams = 3,
+			                                .params = {changed_keys(s), s->param_reset, s->param_dealloc},
+			                                .result_binary = 1,
+			                                .kind = DBI_PGSS_Q_COUNTERS};
 		else
 			s->q[n++] = (struct dbi_pgss_query){
 			        .sql = s->counters_sql, .result_binary = 1, .kind = DBI_PGSS_Q_COUNTERS};

@@ -220,7 +220,8 @@ int dbi_pgss_begin(struct dbi_pgss *s, uint64_t now_ns);
 /*
  * The queries to run now, in order, into q[0..max); returns how many. 0 means the scrape
  * is ready for dbi_pgss_emit (or failed: see dbi_pgss_status). The strings stay valid
- * until the next call on s.
+ * until the next call on s, or with a pool (config.pool) until the next dbi_pgss_queries on
+ * any target of that pool: send them before building another target's.
  */
 unsigned dbi_pgss_queries(struct dbi_pgss *s, struct dbi_pgss_query *q, unsigned max);
 
