@@ -461,6 +461,11 @@ struct dbi_pgss_pool {
 	/* the keys parameter of a changed-only read: built and sent at once, so one per thread */
 	char *keys;
 	size_t keys_cap;
+	/* counters SQL texts, one copy per (version, metrics) instead of one per target */
+	struct pool_sql {
+		struct pool_sql *next;
+		char sql[];
+	} * sqls;
 };
 
 struct dbslot {
@@ -1019,6 +1024,11 @@ void dbi_pgss_pool_release(struct dbi_pgss_pool *p)
 		topset_free(ts);
 	}
 	free(p->keys);
+	while (p->sqls) {
+		struct pool_sql *q = p->sqls;
+		p->sqls = q->next;
+		free(q);
+	}
 	free(p);
 }
 
@@ -1236,22 +1246,52 @@ void dbi_pgss_release(struct dbi_pgss *s)
 	free(s->param_role);
 	if (s->own_normbuf)
 		free(s->normbuf);
-	free(s->counters_sql);
-	free(s->changed_sql);
+	if (!s->cfg.pool) { /* else the pool's */
+		free(s->counters_sql);
+		free(s->changed_sql);
+	}
 	free(s->param_k);
 	free(s);
 }
 
-/* Keep *dst equal to sql, at its exact size (a fleet has one per target). */
-static int set_sql(char **dst, const char *sql)
+/* The pool's copy of sql (made on first use); NULL when out of memory. */
+static char *pool_sql(struct dbi_pgss_pool *p, const char *sql)
+{
+	struct pool_sql *q;
+	size_t n = strlen(sql) + 1;
+
+	for (q = p->sqls; q; q = q->next)
+		if (strcmp(q->sql, sql) == 0)
+			return q->sql;
+	q = malloc(sizeof(*q) + n);
+	if (!q)
+		return NULL;
+	memcpy(q->sql, sql, n);
+	q->next = p->sqls;
+	p->sqls = q;
+	return q->sql;
+}
+
+/*
+ * Keep *dst equal to sql: the pool's shared copy, or our own at its exact size (a fleet
+ * has one per target). NULL sql drops it.
+ */
+static int set_sql(struct dbi_pgss *s, char **dst, const char *sql)
 {
 	char *dup;
-	if (*dst && strcmp(*dst, sql) == 0)
+
+	if (sql && *dst && strcmp(*dst, sql) == 0)
 		return DBI_OK;
-	dup = strdup(sql);
-	if (!dup)
+	if (!sql)
+		dup = NULL;
+	else if (s->cfg.pool)
+		dup = pool_sql(s->cfg.pool, sql);
+	else
+		dup = strdup(sql);
+	if (sql && !dup)
 		return DBI_ERR;
-	free(*dst);
+	if (!s->cfg.pool)
+		free(*dst);
 	*dst = dup;
 	return DBI_OK;
 }
@@ -1264,14 +1304,12 @@ void dbi_pgss_set_api(struct dbi_pgss *s, enum dbi_pgss_api api)
 	s->api_known = false;
 	s->ext_missing = false;
 	if (api == DBI_PGSS_API_NONE || !dbi_pgss_build_counters_sql(api, s->cfg.metrics, false, sql, sizeof(sql)) ||
-	    set_sql(&s->counters_sql, sql) != DBI_OK)
+	    set_sql(s, &s->counters_sql, sql) != DBI_OK)
 		return;
 	/* the changed-only variant is an optimization: without it every read is a full one */
 	if (!dbi_pgss_build_counters_sql(api, s->cfg.metrics, true, sql, sizeof(sql)) ||
-	    set_sql(&s->changed_sql, sql) != DBI_OK) {
-		free(s->changed_sql);
-		s->changed_sql = NULL;
-	}
+	    set_sql(s, &s->changed_sql, sql) != DBI_OK)
+		set_sql(s, &s->changed_sql, NULL);
 	s->full_next = true; /* a new connection or version: the keys held may not match */
 	s->api_known = true;
 }

@@ -122,11 +122,13 @@ struct dbi_pgss_config {
 };
 
 /*
- * The top-N selection of a scrape (candidates, their deltas, the heap: up to limit entries,
- * ~26 KiB at limit 200) is needed only from the counters read to dbi_pgss_emit. A pool lets
- * the targets of one thread share these: a thread holds as many as it has statement scrapes
- * in flight, not one per target. Not thread-safe: one pool per scraper thread. Release it
- * after every dbi_pgss that used it.
+ * What the targets of one scraper thread can share instead of keeping one each: the top-N
+ * selection of a scrape (candidates, their deltas, the heap: up to limit entries, ~26 KiB at
+ * limit 200), needed only from the counters read to dbi_pgss_emit, so a thread holds as many
+ * as it has statement scrapes in flight; the keys parameter of a changed-only read (~21 bytes
+ * per tracked statement), built and sent at once; and the counters SQL texts (~1 KiB), one
+ * per server version. Not thread-safe: one pool per scraper thread. Release it after every
+ * dbi_pgss that used it.
  */
 struct dbi_pgss_pool;
 struct dbi_pgss_pool *dbi_pgss_pool_create(void);
