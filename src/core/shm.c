@@ -3,7 +3,10 @@
  *
  * A segment never appears under its name half-built: the file is created unnamed
  * (O_TMPFILE, or a hidden temporary name where that is unsupported), locked, sized,
- * prefaulted and given its header, and only then linked under the instance name. So a
+ * prefaulted and given its header, and only then linked under the instance name.
+ * On tmpfs only the header and directory are prefaulted at create; each region's pages
+ * are faulted in when the region is allocated (startup and reloads, never the hot path),
+ * so the headroom a segment keeps for reloads costs no memory until it is used. So a
  * file found under the name is either a live collector's (its flock is held) or the
  * leftover of one that died (nobody holds it); a stale file is replaced by unlinking it,
  * which leaves a dbi-stat still mapping the old inode able to notice the restart.
@@ -576,6 +579,29 @@ static int smaps_huge_backed(const void *addr)
 	return res;
 }
 
+/*
+ * Fault in [off, off + len) of a shared mapping of fd (base) for writing, so the hot path
+ * never takes a page fault there. Where tmpfs has no room this fails with an error instead
+ * of a SIGBUS on first touch. 0 or -1 (errno).
+ */
+static int populate(int fd, uint8_t *base, uint64_t off, uint64_t len)
+{
+	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+	uint64_t a = off & ~(page - 1), b = DBI_ALIGN_UP(off + len, page);
+
+	if (madvise(base + a, b - a, MADV_POPULATE_WRITE) == 0)
+		return 0;
+	if (errno != EINVAL)
+		return -1;
+	/* kernels before 5.14: reserve the file's blocks (ENOSPC, not SIGBUS), then touch */
+	if (fallocate(fd, 0, (off_t)a, (off_t)(b - a)) != 0 && errno != EOPNOTSUPP)
+		return -1;
+	volatile uint8_t *q = base;
+	for (uint64_t o = a; o < b; o += page)
+		q[o] = q[o];
+	return 0;
+}
+
 static int make_tmpfs(struct seg_file *f, const char *dir, const char *name, uint64_t size, int want_thp,
                       enum dbi_page_mode *mode, struct dbi_errbuf *err)
 {
@@ -607,16 +633,12 @@ static int make_tmpfs(struct seg_file *f, const char *dir, const char *name, uin
 	f->size = bytes;
 	/* advice first: pages are allocated by the populate below and keep their size */
 	int advised = madvise(p, bytes, want_thp ? MADV_HUGEPAGE : MADV_NOHUGEPAGE) == 0;
-	if (madvise(p, bytes, MADV_POPULATE_WRITE) != 0) {
-		if (errno != EINVAL) {
-			dbi_err_set(err, "cannot allocate %llu MiB of shared memory in %s: %s", MIB(bytes), dir,
-			            strerror(errno));
-			return DBI_ERR;
-		}
-		/* kernels before 5.14: touch every page (room was checked above) */
-		volatile uint8_t *q = p;
-		for (uint64_t off = 0; off < bytes; off += page)
-			q[off] = 0;
+	/* the header and directory now (a whole huge page when asking for THP); regions on allocation */
+	uint64_t first = DBI_MIN(bytes, DBI_ALIGN_UP(regions_offset(DBI_SHM_MAX_REGIONS), want_thp ? thp : page));
+	if (populate(f->fd, p, 0, first) != 0) {
+		dbi_err_set(err, "cannot allocate %llu MiB of shared memory in %s: %s", MIB(first), dir,
+		            strerror(errno));
+		return DBI_ERR;
 	}
 	*mode = DBI_PAGES_NORMAL;
 	if (want_thp && advised) {
@@ -786,6 +808,12 @@ void *dbi_shm_alloc(struct dbi_shm *s, enum dbi_region_kind kind, const char *na
 		return NULL;
 	}
 	uint8_t *p = s->base + off;
+	/* hugetlbfs segments were populated whole at create (the reservation is taken anyway) */
+	if (h->page_mode != DBI_PAGES_HUGETLB && populate(s->fd, s->base, off, size) != 0) {
+		DBI_LOGW("shm", "shared-memory pages unavailable (tmpfs full?)", "region=%s size=%llu error=\"%s\"",
+		         name ? name : "", (unsigned long long)size, strerror(errno));
+		return NULL;
+	}
 	memset(p, 0, size); /* a reset leaves the previous layout's bytes behind */
 
 	struct dbi_shm_region *r = &s->dir[n];

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -210,6 +211,43 @@ static void test_alloc_until_full(void **state)
 		assert_non_null(dbi_shm_alloc(s, DBI_REGION_BLOB, "small", 8, "x", ""));
 	assert_null(dbi_shm_alloc(s, DBI_REGION_BLOB, "past-the-directory", 8, "x", ""));
 	dbi_log_set_level(DBI_LOG_WARN);
+	dbi_shm_destroy(s);
+}
+
+/* Resident bytes of the pages covering [p, p + len) (mincore: the segment file's pages in memory). */
+static uint64_t resident_bytes(const void *p, uint64_t len)
+{
+	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE), a = (uintptr_t)p & ~(page - 1);
+	uint64_t n = ((uintptr_t)p + len - a + page - 1) / page, r = 0;
+	unsigned char *vec = malloc(n);
+	assert_non_null(vec);
+	assert_int_equal(mincore((void *)(uintptr_t)a, n * page, vec), 0);
+	for (uint64_t i = 0; i < n; i++)
+		r += vec[i] & 1;
+	free(vec);
+	return r * page;
+}
+
+/*
+ * On tmpfs only the header and directory are in memory after create; a region's pages
+ * are all in memory once it is allocated (the hot path never faults), and the rest of the
+ * segment, kept for reloads, costs nothing.
+ */
+static void test_headroom_not_resident(void **state)
+{
+	char name[64];
+	(void)state;
+	name_for(name, sizeof(name), "lazy");
+	struct dbi_shm *s = create_ok(name, g_dir, DBI_HP_OFF);
+	const uint8_t *base = (const uint8_t *)dbi_shm_header(s);
+	uint64_t size = dbi_shm_header(s)->size, before = resident_bytes(base, size);
+	assert_true(before < size / 2);
+	uint64_t len = 1ULL << 20;
+	uint8_t *p = dbi_shm_alloc(s, DBI_REGION_BLOB, "one-mib", len, "x", "");
+	assert_non_null(p);
+	assert_true(resident_bytes(p, len) >= len); /* every page of the region */
+	uint64_t after = resident_bytes(base, size);
+	assert_true(after >= before + len && after <= before + len + 2 * (uint64_t)sysconf(_SC_PAGESIZE));
 	dbi_shm_destroy(s);
 }
 
@@ -474,6 +512,38 @@ static int root_teardown(void **state)
 	return 0;
 }
 
+/* A tmpfs that fills up after create: the next region is refused, not a SIGBUS. */
+static void test_tmpfs_full_refuses_region(void **state)
+{
+	struct root_env *e = *state;
+	char name[64], path[PATH_MAX + 16];
+	if (geteuid() != 0)
+		skip();
+	snprintf(e->mnt, sizeof(e->mnt), "/tmp/dbi-test-full.XXXXXX");
+	if (!mkdtemp(e->mnt) || mount("tmpfs", e->mnt, "tmpfs", 0, "size=6m") != 0) {
+		print_message("cannot mount a tmpfs: %s: skipping\n", strerror(errno));
+		rmdir(e->mnt);
+		e->mnt[0] = '\0';
+		skip();
+	}
+	name_for(name, sizeof(name), "full");
+	struct dbi_shm *s = create_ok(name, e->mnt, DBI_HP_OFF); /* 4 MiB: there is room now */
+	snprintf(path, sizeof(path), "%s/filler", e->mnt);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	static char chunk[64 << 10];
+	memset(chunk, 1, sizeof(chunk));
+	while (fwrite(chunk, 1, sizeof(chunk), f) == sizeof(chunk) && fflush(f) == 0)
+		;
+	fclose(f);
+	dbi_log_set_level(DBI_LOG_ERROR); /* the warning is expected */
+	assert_null(dbi_shm_alloc(s, DBI_REGION_BLOB, "no-room", 2ULL << 20, "x", ""));
+	dbi_log_set_level(DBI_LOG_WARN);
+	unlink(path);
+	assert_non_null(dbi_shm_alloc(s, DBI_REGION_BLOB, "room-again", 2ULL << 20, "x", ""));
+	dbi_shm_destroy(s);
+}
+
 static void test_hugetlb_as_root(void **state)
 {
 	struct root_env *e = *state;
@@ -724,6 +794,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_create_alloc_attach),
 	        cmocka_unit_test(test_alloc_until_full),
+	        cmocka_unit_test(test_headroom_not_resident),
+	        cmocka_unit_test_setup_teardown(test_tmpfs_full_refuses_region, root_setup, root_teardown),
 	        cmocka_unit_test(test_second_create_refused),
 	        cmocka_unit_test(test_stale_replaced),
 	        cmocka_unit_test(test_dead_pid_lock_held),
