@@ -25,6 +25,11 @@
 
 #include <libpq-fe.h>
 #include <libpq-int.h>
+/* PostgreSQL's port.h routes these to its own printf family; ours is libc's */
+#undef snprintf
+#undef printf
+#undef fprintf
+#undef vsnprintf
 #endif
 
 #include "pg_pqbuf.h"
