@@ -2,12 +2,16 @@
  * test_registry.c — interning: same content gives the same id, attribute order does not
  * matter, different kinds/units make different metrics, the series limit refuses new
  * series, ids map back to objects, and concurrent interning from several threads agrees.
+ * Series live inline in chunks of 4096: tests cross chunk boundaries, check that ids stay
+ * dense and pointers stable, and read series by id while other threads intern them.
  */
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -146,6 +150,242 @@ static void test_concurrent(void **state)
 	dbi_registry_destroy(reg);
 }
 
+/* Prerequisites of the series tests: one metric, resource and scope; attribute sets i=0..n-1. */
+struct fixture {
+	struct dbi_registry *reg;
+	uint32_t metric, res, scope;
+	uint32_t *attrs;
+};
+
+static void fixture_init(struct fixture *f, uint32_t max_series, uint32_t n)
+{
+	struct dbi_metric_def d = {.name = "postgresql.blocks_read", .unit = "1", .kind = DBI_MK_SUM};
+	f->reg = dbi_registry_create(max_series);
+	assert_non_null(f->reg);
+	f->metric = dbi_metric_intern(f->reg, &d);
+	f->res = dbi_attrs_intern(f->reg, NULL, 0);
+	f->scope = dbi_scope_intern(f->reg, "dbi/test", "1");
+	f->attrs = calloc(n, sizeof(*f->attrs));
+	assert_non_null(f->attrs);
+	for (uint32_t i = 0; i < n; i++) {
+		struct dbi_attr a = {.key = "i", .type = DBI_AT_INT, .v.i = i};
+		f->attrs[i] = dbi_attrs_intern(f->reg, &a, 1);
+		assert_true(f->attrs[i] > 0);
+	}
+}
+
+static void fixture_fini(struct fixture *f)
+{
+	dbi_registry_destroy(f->reg);
+	free(f->attrs);
+}
+
+/* Series by id: 4 chunks' worth minus one, so three chunk boundaries are crossed. */
+#define NCHUNKED (4 * 4096 - 1)
+
+static void test_series_across_chunks(void **state)
+{
+	(void)state;
+	struct fixture f;
+	struct dbi_registry_stats st0, st1, st2;
+	static const struct dbi_series *ptr[NCHUNKED + 1];
+	fixture_init(&f, 0, NCHUNKED);
+	dbi_registry_get_stats(f.reg, &st0);
+	assert_int_equal(st0.series, 0);
+	for (uint32_t i = 0; i < NCHUNKED; i++) {
+		uint32_t id = dbi_series_intern(f.reg, f.metric, f.res, f.scope, f.attrs[i]);
+		assert_int_equal(id, i + 1); /* dense, in interning order */
+		ptr[id] = dbi_series_get(f.reg, id);
+		assert_non_null(ptr[id]);
+		assert_int_equal(dbi_series_max_id(f.reg), id);
+	}
+	assert_null(dbi_series_get(f.reg, 0));
+	assert_null(dbi_series_get(f.reg, NCHUNKED + 1));
+	dbi_registry_get_stats(f.reg, &st1);
+	assert_int_equal(st1.series, NCHUNKED);
+	/* the memory goal: about 48 bytes per series once chunks are full, counted per chunk */
+	uint64_t grew = st1.bytes - st0.bytes;
+	printf("registry: %d series hold %llu bytes, %.2f per series\n", NCHUNKED, (unsigned long long)grew,
+	       (double)grew / NCHUNKED);
+	assert_true(grew >= (uint64_t)NCHUNKED * sizeof(struct dbi_series));
+	assert_true(grew <= (uint64_t)NCHUNKED * 49);
+	for (uint32_t id = 1; id <= NCHUNKED; id++) {
+		const struct dbi_series *s = dbi_series_get(f.reg, id);
+		assert_ptr_equal(s, ptr[id]); /* stable: chunks never move */
+		assert_int_equal(s->id, id);
+		assert_int_equal(s->metric, f.metric);
+		assert_int_equal(s->resource, f.res);
+		assert_int_equal(s->scope, f.scope);
+		assert_int_equal(s->attrs, f.attrs[id - 1]);
+		/* interning again finds the same series, and allocates nothing */
+		assert_int_equal(dbi_series_intern(f.reg, f.metric, f.res, f.scope, f.attrs[id - 1]), id);
+	}
+	/* same content, same routing hash, in another registry */
+	struct fixture g;
+	fixture_init(&g, 0, 3);
+	uint32_t other = dbi_series_intern(g.reg, g.metric, g.res, g.scope, g.attrs[2]);
+	assert_int_equal(dbi_series_get(g.reg, other)->hash, dbi_series_get(f.reg, 3)->hash);
+	assert_int_not_equal(dbi_series_get(f.reg, 2)->hash, dbi_series_get(f.reg, 3)->hash);
+	fixture_fini(&g);
+	dbi_registry_get_stats(f.reg, &st2);
+	assert_int_equal(st2.series, NCHUNKED);
+	assert_int_equal(st2.bytes, st1.bytes);
+	fixture_fini(&f);
+}
+
+/*
+ * Writers intern overlapping sets at the same time (value v by every writer but the one
+ * with w == v % NWRITERS), while readers walk all ids handed out so far with
+ * dbi_series_get and check each series against its content. Readers cannot use cmocka's
+ * asserts off the main thread: they count errors.
+ */
+#define NWRITERS 4
+#define NREADERS 2
+#define NRACE (3 * 4096 + 7)
+
+struct race2 {
+	struct fixture *f;
+	int w;
+	uint32_t ids[NRACE];
+};
+
+static atomic_int race2_stop, race2_errors;
+static atomic_uint race2_reads;
+
+static void *race2_writer(void *arg)
+{
+	struct race2 *r = arg;
+	const struct fixture *f = r->f;
+	for (uint32_t v = 0; v < NRACE; v++)
+		if (v % NWRITERS != (uint32_t)r->w)
+			r->ids[v] = dbi_series_intern(f->reg, f->metric, f->res, f->scope, f->attrs[v]);
+	return NULL;
+}
+
+static void *race2_reader(void *arg)
+{
+	const struct fixture *f = arg;
+	int last = 0;
+	while (!last) {
+		last = atomic_load(&race2_stop); /* one whole pass after the writers are done */
+		uint32_t max = dbi_series_max_id(f->reg);
+		for (uint32_t id = 1; id <= max; id++) {
+			const struct dbi_series *s = dbi_series_get(f->reg, id);
+			if (!s || s->id != id || s->metric != f->metric || s->resource != f->res ||
+			    s->scope != f->scope || !dbi_attrs_get(f->reg, s->attrs)) {
+				atomic_fetch_add(&race2_errors, 1);
+				continue;
+			}
+			/* found by id, so found by content: the same id, never a new series */
+			if (id % 7 == 0 && dbi_series_intern(f->reg, s->metric, s->resource, s->scope, s->attrs) != id)
+				atomic_fetch_add(&race2_errors, 1);
+			atomic_fetch_add_explicit(&race2_reads, 1, memory_order_relaxed);
+		}
+	}
+	return NULL;
+}
+
+static void test_concurrent_overlapping(void **state)
+{
+	(void)state;
+	static struct fixture f;
+	static struct race2 r[NWRITERS];
+	static uint32_t seen[NRACE + 1];
+	pthread_t wt[NWRITERS], rt[NREADERS];
+	fixture_init(&f, 0, NRACE);
+	atomic_store(&race2_stop, 0);
+	atomic_store(&race2_errors, 0);
+	atomic_store(&race2_reads, 0);
+	for (int i = 0; i < NREADERS; i++)
+		assert_int_equal(pthread_create(&rt[i], NULL, race2_reader, &f), 0);
+	for (int w = 0; w < NWRITERS; w++) {
+		r[w].f = &f;
+		r[w].w = w;
+		assert_int_equal(pthread_create(&wt[w], NULL, race2_writer, &r[w]), 0);
+	}
+	for (int w = 0; w < NWRITERS; w++)
+		pthread_join(wt[w], NULL);
+	atomic_store(&race2_stop, 1);
+	for (int i = 0; i < NREADERS; i++)
+		pthread_join(rt[i], NULL);
+	assert_int_equal(atomic_load(&race2_errors), 0);
+	assert_true(atomic_load(&race2_reads) >= (unsigned)NREADERS * NRACE);
+	assert_int_equal(dbi_series_max_id(f.reg), NRACE);
+	memset(seen, 0, sizeof(seen));
+	for (uint32_t v = 0; v < NRACE; v++) {
+		uint32_t id = 0;
+		for (int w = 0; w < NWRITERS; w++) {
+			if (v % NWRITERS == (uint32_t)w) {
+				assert_int_equal(r[w].ids[v], 0);
+				continue;
+			}
+			if (!id)
+				id = r[w].ids[v];
+			assert_int_equal(r[w].ids[v], id); /* equal content, one id */
+		}
+		assert_in_range(id, 1, NRACE);
+		assert_int_equal(seen[id]++, 0); /* distinct content, distinct ids: dense 1..NRACE */
+		const struct dbi_series *s = dbi_series_get(f.reg, id);
+		assert_int_equal(s->attrs, f.attrs[v]);
+	}
+	fixture_fini(&f);
+}
+
+/* The series limit holds exactly when writers race for the last slots. */
+#define NLIMIT 1000
+
+struct race3 {
+	struct fixture *f;
+	int w;
+	uint32_t ids[2 * NLIMIT], refused;
+};
+
+static void *race3_writer(void *arg)
+{
+	struct race3 *r = arg;
+	const struct fixture *f = r->f;
+	for (uint32_t i = 0; i < 2 * NLIMIT; i++) {
+		uint32_t v = r->w & 1 ? 2 * NLIMIT - 1 - i : i;
+		r->ids[v] = dbi_series_intern(f->reg, f->metric, f->res, f->scope, f->attrs[v]);
+		r->refused += !r->ids[v];
+	}
+	return NULL;
+}
+
+static void test_concurrent_limit(void **state)
+{
+	(void)state;
+	static struct fixture f;
+	static struct race3 r[NWRITERS];
+	pthread_t t[NWRITERS];
+	uint64_t refused = 0;
+	fixture_init(&f, NLIMIT, 2 * NLIMIT);
+	for (int w = 0; w < NWRITERS; w++) {
+		r[w].f = &f;
+		r[w].w = w;
+		assert_int_equal(pthread_create(&t[w], NULL, race3_writer, &r[w]), 0);
+	}
+	for (int w = 0; w < NWRITERS; w++) {
+		pthread_join(t[w], NULL);
+		refused += r[w].refused;
+	}
+	struct dbi_registry_stats st;
+	dbi_registry_get_stats(f.reg, &st);
+	assert_int_equal(st.series, NLIMIT);
+	assert_int_equal(dbi_series_max_id(f.reg), NLIMIT);
+	assert_int_equal(st.series_limit_hits, refused);
+	assert_true(dbi_registry_series_full(f.reg));
+	for (uint32_t v = 0; v < 2 * NLIMIT; v++)
+		for (int w = 0; w < NWRITERS; w++) {
+			uint32_t id = r[w].ids[v];
+			if (id) {
+				assert_in_range(id, 1, NLIMIT);
+				assert_int_equal(dbi_series_get(f.reg, id)->attrs, f.attrs[v]);
+			}
+		}
+	fixture_fini(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -153,6 +393,9 @@ int main(void)
 	        cmocka_unit_test(test_metrics_and_series),
 	        cmocka_unit_test(test_hash_is_content_based),
 	        cmocka_unit_test(test_concurrent),
+	        cmocka_unit_test(test_series_across_chunks),
+	        cmocka_unit_test(test_concurrent_overlapping),
+	        cmocka_unit_test(test_concurrent_limit),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
