@@ -645,7 +645,7 @@ int dbi_pgtest_server_pids(const struct dbi_pgtest *pg, pid_t *pids, int max)
 	FILE *f;
 	DIR *d;
 	struct dirent *de;
-	pid_t pm, ppid;
+	pid_t pm, ppid = 0;
 	int n = 0;
 
 	snprintf(path, sizeof(path), "%s/postmaster.pid", pg->data);

@@ -365,7 +365,7 @@ static void commit(struct mctx *x, void *rec)
 static void emit_number(struct mctx *x, const pb_number *dp, uint8_t kind)
 {
 	struct dbi_point p = {.time_ns = dp->time_unix_nano, .start_ns = dp->start_time_unix_nano, .kind = kind};
-	enum otlp_drop why;
+	enum otlp_drop why = OTLP_DROP_ATTRIBUTES;
 	uint64_t route;
 	if (dp->flags & OPENTELEMETRY__PROTO__METRICS__V1__DATA_POINT_FLAGS__DATA_POINT_FLAGS_NO_RECORDED_VALUE_MASK)
 		p.flags |= DBI_PF_NOVALUE;
@@ -398,7 +398,7 @@ static void emit_number(struct mctx *x, const pb_number *dp, uint8_t kind)
 static void emit_hist(struct mctx *x, const pb_hist *dp)
 {
 	size_t nb = dp->n_explicit_bounds, nc = dp->n_bucket_counts;
-	enum otlp_drop why;
+	enum otlp_drop why = OTLP_DROP_ATTRIBUTES;
 	uint64_t route;
 	if ((nc != 0 && nc != nb + 1) || nb > UINT16_MAX) {
 		invalid(x->d, x->r, 1, "histogram \"%.80s\": %zu bucket counts for %zu bounds", x->m->name, nc, nb);
@@ -446,7 +446,7 @@ static void emit_hist(struct mctx *x, const pb_hist *dp)
 /* Exponential histogram and summary points travel as their OTLP bytes. */
 static void emit_pb_point(struct mctx *x, const ProtobufCMessage *dp, pb_kv *const *kvs, size_t n, uint32_t type)
 {
-	enum otlp_drop why;
+	enum otlp_drop why = OTLP_DROP_ATTRIBUTES;
 	uint64_t route;
 	uint32_t series = series_id(x->d, x->metric, x->resource, x->scope, kvs, n, &route, &why);
 	if (!series) {
@@ -521,7 +521,7 @@ static void emit_metrics(struct otlp_dec *d, const pb_metrics_req *req, const st
 	struct mctx x = {.d = d, .s = s, .r = r};
 	for (size_t i = 0; i < req->n_resource_metrics; i++) {
 		const Opentelemetry__Proto__Metrics__V1__ResourceMetrics *rm = req->resource_metrics[i];
-		enum otlp_drop why;
+		enum otlp_drop why = OTLP_DROP_ATTRIBUTES;
 		x.resource = resource_id(d, rm->resource, 1, &why);
 		for (size_t j = 0; j < rm->n_scope_metrics; j++) {
 			const Opentelemetry__Proto__Metrics__V1__ScopeMetrics *sm = rm->scope_metrics[j];
@@ -576,7 +576,7 @@ static void emit_logs(struct otlp_dec *d, const pb_logs_req *req, const struct o
 	struct mctx x = {.d = d, .s = s, .r = r};
 	for (size_t i = 0; i < req->n_resource_logs; i++) {
 		const Opentelemetry__Proto__Logs__V1__ResourceLogs *rl = req->resource_logs[i];
-		enum otlp_drop why;
+		enum otlp_drop why = OTLP_DROP_ATTRIBUTES;
 		x.resource = resource_id(d, rl->resource, 0, &why);
 		for (size_t j = 0; j < rl->n_scope_logs; j++) {
 			const Opentelemetry__Proto__Logs__V1__ScopeLogs *sl = rl->scope_logs[j];
@@ -606,7 +606,7 @@ static void emit_spans(struct otlp_dec *d, const pb_trace_req *req, const struct
 	struct mctx x = {.d = d, .s = s, .r = r};
 	for (size_t i = 0; i < req->n_resource_spans; i++) {
 		const Opentelemetry__Proto__Trace__V1__ResourceSpans *rs = req->resource_spans[i];
-		enum otlp_drop why;
+		enum otlp_drop why = OTLP_DROP_ATTRIBUTES;
 		x.resource = resource_id(d, rs->resource, 0, &why);
 		for (size_t j = 0; j < rs->n_scope_spans; j++) {
 			const Opentelemetry__Proto__Trace__V1__ScopeSpans *ss = rs->scope_spans[j];

@@ -57,12 +57,12 @@ bool dbi_pg_pqbuf_init(char *why, size_t whylen)
 /* The whole pages inside [p, p + len): the only ones that belong to this buffer alone. */
 static size_t drop_pages(char *p, size_t len)
 {
-	uintptr_t a = ((uintptr_t)p + page_size - 1) & ~(uintptr_t)(page_size - 1);
-	uintptr_t b = ((uintptr_t)p + len) & ~(uintptr_t)(page_size - 1);
+	size_t head = (page_size - ((uintptr_t)p & (page_size - 1))) & (page_size - 1);
+	size_t tail = ((uintptr_t)p + len) & (page_size - 1);
 
-	if (b <= a || madvise((void *)a, b - a, MADV_DONTNEED) != 0)
+	if (len < head + tail + page_size || madvise(p + head, len - head - tail, MADV_DONTNEED) != 0)
 		return 0;
-	return b - a;
+	return len - head - tail;
 }
 
 size_t dbi_pg_pqbuf_release(PGconn *conn)
