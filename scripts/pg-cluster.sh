@@ -1,5 +1,5 @@
 #!/bin/bash
-# pg-cluster.sh — throwaway PostgreSQL 15 clusters for dbi's integration tests and for
+# pg-cluster.sh — throwaway PostgreSQL clusters (15, or DBI_PG_BINDIR's version) for dbi's integration tests and for
 # debugging by hand. One cluster lives entirely inside one directory DIR: the data directory
 # (DIR/data), the unix socket (DIR/.s.PGSQL.<port>), the server log (DIR/postgresql.log) and a
 # small state file (DIR/cluster.env) that the other subcommands read. `stop` removes DIR.
@@ -445,8 +445,12 @@ cmd_start()
 		give "$dir/.pwfile"
 		pwopt=(--pwfile="$dir/.pwfile")
 	fi
+	# --no-instructions is PostgreSQL 14+ (the version tests run 12 and 13 too)
+	if "$BINDIR/initdb" --help 2>/dev/null | grep -q -- --no-instructions; then
+		pwopt+=(--no-instructions)
+	fi
 	if ! as_pg timeout 120 "$BINDIR/initdb" -D "$data" -U postgres -E UTF8 --no-locale --no-sync \
-		--no-instructions --auth-local=trust --auth-host=trust "${pwopt[@]}" >"$dir/initdb.log" 2>&1; then
+		--auth-local=trust --auth-host=trust "${pwopt[@]}" >"$dir/initdb.log" 2>&1; then
 		rm -f "$dir/.pwfile"
 		cat "$dir/initdb.log" >&2
 		die "initdb failed in $data"

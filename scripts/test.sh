@@ -24,6 +24,8 @@ while [ $# -gt 0 ]; do
 done
 
 ./scripts/bootstrap.sh
+# PostgreSQL 12, 13, 14, 16, 17 servers for the version tests (15 is Debian's; npm registry)
+./scripts/pg-versions.sh
 # shellcheck disable=SC2086
 cmake -S . -B "$BUILD" $FLAGS >/dev/null
 cmake --build "$BUILD" -j"$(nproc)"

@@ -438,7 +438,7 @@ static void check_against_ref(struct fx *f, uint32_t limit)
 	assert_true(fabs(got_exec - want_exec) <= 1e-9 * want_exec + 1e-9);
 	/* per database: top-level execution time and histogram */
 	double want_top = value_d(f->ref, "SELECT coalesce(sum(d_exec), 0) FROM ref_d WHERE toplevel");
-	double got_top = dbi_test_sink_sum(&f->sink, "postgresql.query.execution.time", NULL, NULL, NULL) * 1000;
+	double got_top = dbi_test_sink_sum(&f->sink, "postgresql.query.toplevel.execution.time", NULL, NULL, NULL) * 1000;
 	assert_true(fabs(got_top - want_top) <= 1e-9 * want_top + 1e-9);
 	long long want_hcount = value_ll(f->ref, "SELECT coalesce(sum(d_calls), 0) FROM ref_d WHERE toplevel");
 	uint64_t hcount = 0;

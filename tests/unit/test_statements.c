@@ -371,7 +371,7 @@ static void test_topn_and_other_sums(void **state)
 		assert_true(rows == (double)sum_rows[d]);
 		assert_true(fabs(exec - sum_exec[d] / 1000.0) <= 1e-9 * sum_exec[d]);
 		/* the per-database execution time and histogram agree with the statements */
-		double qe = dbi_test_sink_sum(&f.sink, "postgresql.query.execution.time", "postgresql.database.name",
+		double qe = dbi_test_sink_sum(&f.sink, "postgresql.query.toplevel.execution.time", "postgresql.database.name",
 		                              dbname, &n);
 		assert_int_equal(n, 1);
 		assert_true(fabs(qe - sum_exec[d] / 1000.0) <= 1e-9 * sum_exec[d]);

@@ -112,7 +112,7 @@ static const struct dbi_metric_def stmt_defs[DBI_PGSS_M_COUNT] = {
 };
 
 static const struct dbi_metric_def db_exec_def = {
-        "postgresql.query.execution.time",
+        "postgresql.query.toplevel.execution.time",
         "s",
         "Execution time of top-level statements of the database in the interval (sum of total_exec_time).",
         DBI_MK_SUM,
