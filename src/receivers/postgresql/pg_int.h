@@ -342,7 +342,13 @@ struct pg_target {
 	char worst_err[200];
 	bool scraping;
 	uint32_t res_server;
-	uint64_t start_ns; /* postmaster start, wall */
+	/*
+	 * Start of the cumulative counters without a stats_reset: the postmaster start time
+	 * first seen. A clean restart keeps the counters (saved at shutdown), so a later start
+	 * time is not a reset; a crash zeroes them, which shows as values going down.
+	 */
+	uint64_t start_ns;
+	bool start_known;
 	uint64_t bgw_reset_ns, ckpt_reset_ns, wal_reset_ns, arch_reset_ns;
 	int ver;
 	int max_connections;

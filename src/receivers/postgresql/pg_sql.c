@@ -232,7 +232,10 @@ static void server_info(struct pg_sctx *x, const PGresult *r)
 	if (PQntuples(r) < 1)
 		return;
 	t->max_connections = (int)num(r, 0, 0, &ok);
-	t->start_ns = epoch_ns(r, 0, 1, x->pg->start_wall);
+	if (!t->start_known) {
+		t->start_ns = epoch_ns(r, 0, 1, x->pg->start_wall);
+		t->start_known = true;
+	}
 	t->in_recovery = is_true(r, 0, 2);
 	t->have_pgss = val(r, 0, 4) != NULL;
 	snprintf(t->pgss_extversion, sizeof(t->pgss_extversion), "%s", t->have_pgss ? val(r, 0, 4) : "");
