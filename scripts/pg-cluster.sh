@@ -288,6 +288,7 @@ write_conf()
 		echo "fsync = off"
 		echo "synchronous_commit = off"
 		echo "full_page_writes = off"
+		echo "password_encryption = 'scram-sha-256'" # the default from 14; md5 before
 		if [ -n "$ssl" ]; then
 			echo "ssl = on"
 			echo "ssl_cert_file = 'server.crt'"
@@ -444,6 +445,11 @@ cmd_start()
 		(umask 077 && printf '%s\n' "$password" >"$dir/.pwfile")
 		give "$dir/.pwfile"
 		pwopt=(--pwfile="$dir/.pwfile")
+		# the superuser's password is hashed at initdb; before 14 the default is md5, which
+		# scram-sha-256 authentication cannot use: initdb hashes it as the method needs
+		if [ "$auth" = scram-sha-256 ] || [ "$local_auth" = scram-sha-256 ]; then
+			pwopt+=(--auth-host=scram-sha-256)
+		fi
 	fi
 	# --no-instructions is PostgreSQL 14+ (the version tests run 12 and 13 too)
 	if "$BINDIR/initdb" --help 2>/dev/null | grep -q -- --no-instructions; then
