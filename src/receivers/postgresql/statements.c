@@ -1061,8 +1061,11 @@ static void top_hold(struct dbi_pgss *s)
 	s->top = ts->top;
 	s->topd = ts->topd;
 	s->heap = ts->heap;
-	/* a set sized for another column layout is regrown (realloc keeps it one allocation each) */
-	s->topcap = ts->npk == s->npk ? ts->cap : 0;
+	/*
+	 * A set sized for another column layout is regrown (realloc keeps it one allocation
+	 * each); one grown for a larger limit is used up to ours.
+	 */
+	s->topcap = ts->npk == s->npk ? DBI_MIN(ts->cap, s->cfg.limit) : 0;
 }
 
 /* The scrape is over (emitted or failed): the set goes back to the pool, if there is one. */
