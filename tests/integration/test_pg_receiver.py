@@ -141,6 +141,49 @@ def res_of(p):
     return p["resource"]
 
 
+def hold(test, pg, db, sql, seconds=60):
+    """A psql session that runs sql in a transaction and keeps it open (killed at the test's
+    cleanup); returns the process."""
+    p = subprocess.Popen([os.path.join(pg.bindir, "psql"), "-X", "-q", "-d", pg.conninfo(db), "-c",
+                          "BEGIN; %s; SELECT pg_sleep(%d); COMMIT;" % (sql, seconds)],
+                         env=pg.client_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    test.addCleanup(lambda: (p.kill(), p.wait()))
+    return p
+
+
+def receiver_counters(shm):
+    """The postgresql receivers' counters (dbi-stat --once --json), summed over their threads."""
+    r = subprocess.run([os.path.join(binary_dir(), "dbi-stat"), "-n", shm, "--once", "--json"],
+                       stdout=subprocess.PIPE, text=True, check=True)
+    tot = {}
+    for b in json.loads(r.stdout)["stats"]["receivers"]:
+        if b["type"] == "postgresql":
+            for k, v in b["counters"].items():
+                tot[k] = tot.get(k, 0) + v["value"]
+    return tot
+
+
+def around_scrape(test, c, metric, direct):
+    """direct() before, a scrape begun after that read (the time of its metric points; all of
+    them have arrived once the next scrape reports up), direct() again: (before, time, after)."""
+    before = direct()
+    t1 = time.time_ns()
+    first = c.wait_for(lambda p: p["metric"] == metric and p["time"] > t1, timeout=20)
+    test.assertIsNotNone(first, c.log())
+    scrape_time = first["time"]
+    c.wait_for(lambda p: p["metric"] == "dbi.postgresql.up" and p["time"] > scrape_time, timeout=20)
+    return before, scrape_time, direct()
+
+
+def wait_scrapes(test, c, n=2, timeout=15):
+    """Wait until n more scrapes have finished (so one began after this call)."""
+    def is_scrape(p):
+        return p.get("metric") == "dbi.postgresql.scrape.duration"
+    have = len([p for p in c.points() if is_scrape(p)])
+    got = c.wait_count(is_scrape, have + n, timeout=timeout)
+    test.assertGreaterEqual(len(got), have + n, "scrapes stopped; log:\n" + c.log()[-3000:])
+
+
 class ReceiverTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -161,18 +204,9 @@ class ReceiverTest(unittest.TestCase):
     def tearDownClass(cls):
         cls.pg.stop()
 
-    def holder(self, db, sql, seconds=60):
-        """A psql session that runs sql in a transaction and keeps it open; returns the process."""
-        ci = self.pg.conninfo(db)
-        p = subprocess.Popen([os.path.join(self.pg.bindir, "psql"), "-X", "-q", "-d", ci, "-c",
-                              "BEGIN; %s; SELECT pg_sleep(%d); COMMIT;" % (sql, seconds)],
-                             env=self.pg.client_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self.addCleanup(lambda: (p.kill(), p.wait()))
-        return p
-
     def test_catalog(self):
         pg = self.pg
-        self.holder("app", "LOCK TABLE items IN SHARE MODE")
+        hold(self, pg, "app", "LOCK TABLE items IN SHARE MODE")
         wait_until(lambda: pg.sql("postgres", "SELECT count(*) FROM pg_locks WHERE mode = 'ShareLock' AND "
                                               "locktype = 'relation'") != "0", timeout=10)
         with Collector(receiver_config(base(pg, all_metrics_on()))) as c:
@@ -280,14 +314,7 @@ class ReceiverTest(unittest.TestCase):
                     out[(row[0], "postgresql.blocks_read", "heap_hit")] = int(row[len(tab_cols) + 3])
                 return out
 
-            before = direct()
-            t1 = time.time_ns()
-            first = c.wait_for(lambda p: p["metric"] == "postgresql.table.size" and p["time"] > t1, timeout=20)
-            self.assertIsNotNone(first, c.log())
-            scrape_time = first["time"]
-            # every table of that scrape has arrived once the next scrape starts
-            c.wait_for(lambda p: p["metric"] == "dbi.postgresql.up" and p["time"] > scrape_time, timeout=20)
-            after = direct()
+            before, scrape_time, after = around_scrape(self, c, "postgresql.table.size", direct)
         got = {}
         for p in c.points():
             if p["time"] != scrape_time:
@@ -323,7 +350,7 @@ class ReceiverTest(unittest.TestCase):
         with Collector(receiver_config(base(pg, "    databases: [app]\n"))) as c:
             self.assertTrue(c.wait_for(lambda p: p["metric"] == "postgresql.table.size" and
                                        p["resource"]["postgresql.table.name"] == "locked", timeout=20), c.log())
-            self.holder("app", "LOCK TABLE locked IN ACCESS EXCLUSIVE MODE", seconds=30)
+            hold(self, self.pg, "app", "LOCK TABLE locked IN ACCESS EXCLUSIVE MODE", seconds=30)
             self.assertTrue(wait_until(self._ael_held, timeout=10))
             t0 = time.time_ns()
             ups = c.wait_count(lambda p: p["metric"] == "dbi.postgresql.up" and p["time"] > t0, 4, timeout=20)
@@ -428,14 +455,7 @@ class StatementsTest(unittest.TestCase):
                 # the receiver's own counters (dbi-stat, self-telemetry): reads, changed-only
                 # reads once the keys are known (PG 15), scrape time
                 def counters():
-                    r = subprocess.run([os.path.join(binary_dir(), "dbi-stat"), "-n", "dbi.t%d" % os.getpid(),
-                                        "--once", "--json"], stdout=subprocess.PIPE, text=True, check=True)
-                    tot = {}
-                    for b in json.loads(r.stdout)["stats"]["receivers"]:
-                        if b["type"] == "postgresql":
-                            for k, v in b["counters"].items():
-                                tot[k] = tot.get(k, 0) + v["value"]
-                    return tot
+                    return receiver_counters("dbi.t%d" % os.getpid())
                 self.assertTrue(wait_until(lambda: counters().get("statements_reads_changed_only", 0) >= 1,
                                            timeout=20), "no changed-only statements read: %r" % counters())
                 st = counters()
@@ -466,7 +486,6 @@ class StatementsTest(unittest.TestCase):
     TRACKED = "SELECT count(*) FROM s WHERE id = 42"
     TRACKED_NORM = "SELECT count(*) FROM s WHERE id = $1"
     CALLS = "postgresql.statement.calls"
-    SCRAPE = "dbi.postgresql.scrape.duration"
 
     @staticmethod
     def run_n(pg, lines):
@@ -500,12 +519,7 @@ class StatementsTest(unittest.TestCase):
         return sum(p["value"] for p in self.of(c.points()[start:], qid))
 
     def wait_scrapes(self, c, n=2, timeout=15):
-        """Wait until n more scrapes have finished (so one began after this call)."""
-        def is_scrape(p):
-            return p.get("metric") == self.SCRAPE
-        have = len([p for p in c.points() if is_scrape(p)])
-        got = c.wait_count(is_scrape, have + n, timeout=timeout)
-        self.assertGreaterEqual(len(got), have + n, "scrapes stopped; log:\n" + c.log()[-3000:])
+        wait_scrapes(self, c, n, timeout)
 
     def settle(self, c, qid, at_least, start=0, timeout=15):
         """Wait until the exported calls reach at_least (or time runs out), then two more scrapes,

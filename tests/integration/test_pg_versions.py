@@ -17,7 +17,6 @@ client programs are PostgreSQL 15's). A version not laid out is reported as skip
 them all out (scripts/test.sh runs pg-versions.sh).
 """
 
-import json
 import os
 import subprocess
 import sys
@@ -30,8 +29,8 @@ sys.path.insert(0, os.path.join(HERE, "..", "support"))
 sys.dont_write_bytecode = True
 
 from pgcluster import PgCluster, wait_until  # noqa: E402
-from dbicollector import Collector, binary_dir, receiver_config  # noqa: E402
-import test_pg_receiver as R  # noqa: E402  (the metric catalog)
+from dbicollector import Collector, receiver_config  # noqa: E402
+import test_pg_receiver as R  # noqa: E402  (the metric catalog and its helpers)
 
 VERSIONS_SCRIPT = os.path.join(HERE, "..", "..", "scripts", "pg-versions.sh")
 MAJORS = (12, 13, 14, 16, 17)
@@ -53,17 +52,6 @@ def absent_on(major):
     if major < 13:
         out.add("postgresql.replication_slot.wal_status")
     return out
-
-
-def counters(shm):
-    r = subprocess.run([os.path.join(binary_dir(), "dbi-stat"), "-n", shm, "--once", "--json"],
-                       stdout=subprocess.PIPE, text=True, check=True)
-    tot = {}
-    for b in json.loads(r.stdout)["stats"]["receivers"]:
-        if b["type"] == "postgresql":
-            for k, v in b["counters"].items():
-                tot[k] = tot.get(k, 0) + v["value"]
-    return tot
 
 
 class VersionsTest(unittest.TestCase):
@@ -98,10 +86,7 @@ class VersionsTest(unittest.TestCase):
         pg.sql("postgres", "SELECT pg_switch_wal()")
         pg.sql("postgres", "CHECKPOINT")
         # a session holding a lock for the lock metrics
-        holder = subprocess.Popen([os.path.join(pg.bindir, "psql"), "-X", "-q", "-d", pg.conninfo("app"), "-c",
-                                   "BEGIN; LOCK TABLE items IN SHARE MODE; SELECT pg_sleep(120); COMMIT;"],
-                                  env=pg.client_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self.addCleanup(lambda: (holder.kill(), holder.wait()))
+        R.hold(self, pg, "app", "LOCK TABLE items IN SHARE MODE", seconds=120)
         self.assertTrue(wait_until(lambda: pg.sql("postgres", "SELECT count(*) FROM pg_locks WHERE mode = "
                                                               "'ShareLock' AND locktype = 'relation'") != "0",
                                    timeout=10))
@@ -121,13 +106,7 @@ class VersionsTest(unittest.TestCase):
             def direct():
                 return (int(pg.sql("postgres", "SELECT %s FROM %s" % (ckpt_col, ckpt_view))),
                         int(pg.sql("postgres", "SELECT xact_commit FROM pg_stat_database WHERE datname = 'app'")))
-            before = direct()
-            t1 = time.time_ns()
-            first = c.wait_for(lambda p: p["metric"] == "postgresql.commits" and p["time"] > t1, timeout=20)
-            self.assertIsNotNone(first, c.log())
-            scrape = first["time"]
-            c.wait_for(lambda p: p["metric"] == "dbi.postgresql.up" and p["time"] > scrape, timeout=20)
-            after = direct()
+            before, scrape, after = R.around_scrape(self, c, "postgresql.commits", direct)
 
             # statements: exact interval deltas across a reset
             def run_n(n):
@@ -143,12 +122,12 @@ class VersionsTest(unittest.TestCase):
 
             def settle(q, n):
                 wait_until(lambda: exported(q) >= n, timeout=15)
-                self.wait_scrapes(c, 2)
+                R.wait_scrapes(self, c, 2)
                 return exported(q)
             run_n(3)
             self.assertTrue(wait_until(lambda: qid() is not None, timeout=10))
             q = qid()
-            self.wait_scrapes(c, 2)  # the baseline of the statement is taken
+            R.wait_scrapes(self, c, 2)  # the baseline of the statement is taken
             base_calls = exported(q)
             run_n(30)
             self.assertEqual(settle(q, base_calls + 30), base_calls + 30)
@@ -160,7 +139,7 @@ class VersionsTest(unittest.TestCase):
             run_n(again)
             self.assertEqual(settle(q, base_calls + 30 + again), base_calls + 30 + again, c.log()[-3000:])
             pts = c.points()
-            st = counters(shm)
+            st = R.receiver_counters(shm)
             self.assertTrue(c.alive(), c.log())
             log = c.log()
 
@@ -214,13 +193,6 @@ class VersionsTest(unittest.TestCase):
         wal_bytes = [p for p in pts if p.get("metric") == "postgresql.statement.wal.bytes"]
         if major < 13:
             self.assertEqual(wal_bytes, [])
-
-    def wait_scrapes(self, c, n=2, timeout=15):
-        def is_scrape(p):
-            return p.get("metric") == "dbi.postgresql.scrape.duration"
-        have = len([p for p in c.points() if is_scrape(p)])
-        got = c.wait_count(is_scrape, have + n, timeout=timeout)
-        self.assertGreaterEqual(len(got), have + n, "scrapes stopped; log:\n" + c.log()[-3000:])
 
     def test_pg12(self):
         self.check_version(12)

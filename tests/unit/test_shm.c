@@ -512,20 +512,26 @@ static int root_teardown(void **state)
 	return 0;
 }
 
+/* As root, a tmpfs of our own on a new directory under /tmp (unmounted at teardown); else skip. */
+static void mount_tmpfs(struct root_env *e, const char *opts)
+{
+	if (geteuid() != 0)
+		skip();
+	snprintf(e->mnt, sizeof(e->mnt), "/tmp/dbi-test-tmpfs.XXXXXX"); /* mkdtemp's template */
+	if (!mkdtemp(e->mnt) || mount("tmpfs", e->mnt, "tmpfs", 0, opts) != 0) {
+		print_message("cannot mount tmpfs with %s: %s: skipping\n", opts, strerror(errno));
+		rmdir(e->mnt);
+		e->mnt[0] = '\0';
+		skip();
+	}
+}
+
 /* A tmpfs that fills up after create: the next region is refused, not a SIGBUS. */
 static void test_tmpfs_full_refuses_region(void **state)
 {
 	struct root_env *e = *state;
 	char name[64], path[PATH_MAX + 16];
-	if (geteuid() != 0)
-		skip();
-	snprintf(e->mnt, sizeof(e->mnt), "/tmp/dbi-test-full.XXXXXX");
-	if (!mkdtemp(e->mnt) || mount("tmpfs", e->mnt, "tmpfs", 0, "size=6m") != 0) {
-		print_message("cannot mount a tmpfs: %s: skipping\n", strerror(errno));
-		rmdir(e->mnt);
-		e->mnt[0] = '\0';
-		skip();
-	}
+	mount_tmpfs(e, "size=6m");
 	name_for(name, sizeof(name), "full");
 	struct dbi_shm *s = create_ok(name, e->mnt, DBI_HP_OFF); /* 4 MiB: there is room now */
 	snprintf(path, sizeof(path), "%s/filler", e->mnt);
@@ -612,15 +618,7 @@ static void test_thp_as_root(void **state)
 {
 	struct root_env *e = *state;
 	char name[64];
-	if (geteuid() != 0)
-		skip();
-	snprintf(e->mnt, sizeof(e->mnt), "/tmp/dbi-test-thp.XXXXXX");
-	if (!mkdtemp(e->mnt) || mount("tmpfs", e->mnt, "tmpfs", 0, "huge=advise,size=64m") != 0) {
-		print_message("cannot mount tmpfs with huge=advise: %s: skipping\n", strerror(errno));
-		rmdir(e->mnt);
-		e->mnt[0] = '\0';
-		skip();
-	}
+	mount_tmpfs(e, "huge=advise,size=64m");
 	name_for(name, sizeof(name), "thp");
 	struct dbi_shm *s = create_ok(name, e->mnt, DBI_HP_OFF);
 	assert_int_equal(dbi_shm_header(s)->page_mode, DBI_PAGES_NORMAL); /* off never advises */

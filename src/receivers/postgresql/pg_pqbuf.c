@@ -85,11 +85,6 @@ size_t dbi_pg_pqbuf_release(PGconn *conn)
 		n += drop_pages(conn->outBuffer, (size_t)conn->outBufSize);
 	return n;
 }
-
-bool dbi_pg_pqbuf_enabled(void)
-{
-	return atomic_load_explicit(&enabled, memory_order_relaxed);
-}
 #else
 bool dbi_pg_pqbuf_init(char *why, size_t whylen)
 {
@@ -101,10 +96,5 @@ size_t dbi_pg_pqbuf_release(PGconn *conn)
 {
 	(void)conn;
 	return 0;
-}
-
-bool dbi_pg_pqbuf_enabled(void)
-{
-	return false;
 }
 #endif

@@ -11,7 +11,6 @@
 
 /* Once per process: on when the running libpq is the one built against; why says which. */
 bool dbi_pg_pqbuf_init(char *why, size_t whylen);
-bool dbi_pg_pqbuf_enabled(void);
 
 /* The session must be idle (no query in flight); returns the bytes handed back. */
 size_t dbi_pg_pqbuf_release(PGconn *conn);
