@@ -93,8 +93,8 @@ struct dbi_scope {
 	uint64_t hash;
 };
 
+/* A series; its id is the one it was interned under (not stored: ids name slots). */
 struct dbi_series {
-	uint32_t id;
 	uint32_t metric;   /* metric descriptor id */
 	uint32_t resource; /* attribute set id of the resource */
 	uint32_t scope;    /* scope id */

@@ -8,22 +8,22 @@
  *
  * Metrics, attribute sets and scopes are few: each is one allocation (strings appended),
  * reached through a separate hash node, and the id table holds node pointers. Series are
- * most of the registry (280 000 at 1 000 PostgreSQL targets), so they are stored inline:
- * the id table's chunks hold the series entries themselves (hash node and struct
- * dbi_series, 48 bytes), and an entry's slot is fixed by its id. That costs 48 bytes per
- * series instead of 72 (a 32-byte object, a 24-byte node in a 32-byte class, an 8-byte
- * pointer), and no allocation per series; dbi_series_get() returns a pointer into a
- * chunk, and chunks never move nor are freed before the registry.
+ * most of the registry (280 000 at 1 000 PostgreSQL targets), so they are kept small: the
+ * id table's chunks hold the series themselves (24 bytes; the id is the slot), and
+ * lookups by content go through an open-addressing index of 32-bit ids (linear probing,
+ * at most 70 % full) instead of the RCU hash table: ~30 bytes per series instead of ~52
+ * (a 48-byte entry with its hash node, plus the hash table's buckets), and a lookup is
+ * one hash of the four ids, one probe run and one entry compare.
  *
  * Publication of a series: under the table mutex, after the series limit check, the next
- * slot is reserved (its chunk calloc'ed on first use), its fields are written, then its
- * id is stored with release, then the id table's count (release), then the node enters
- * the hash table. Lookups by id load count with acquire; the hash table's match function
- * loads the entry's id with acquire before reading fields. liburcu's own barriers order
- * all this already, but in code ThreadSanitizer cannot see; these pairs make the hand-over
- * visible to it (and cost nothing on x86). Nothing is published before the slot is
- * complete, so a content lookup racing an insert either misses (the inserter re-checks
- * under the mutex) or sees a whole entry.
+ * slot is reserved (its chunk calloc'ed on first use), its fields are written, then the
+ * id table's count is stored with release, then the id enters the index (release). A
+ * lookup loads the index with acquire and each id it probes with acquire before reading
+ * that entry's fields, so it sees whole entries only. The index grows under the mutex: a
+ * new one twice the size is filled and published (release); the old one is retired: its
+ * pages are handed back (madvise) but its mapping stays until the registry goes, so a
+ * lookup still probing it reads zeros, which is a miss, and a miss is always re-checked
+ * under the mutex against the current index before anything is inserted.
  */
 #include "dbi/registry.h"
 
@@ -32,6 +32,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include <urcu/urcu-memb.h>
 #include <urcu/rculfhash.h>
@@ -62,22 +63,27 @@ struct node {
 	_Atomic(void *) obj;
 };
 
-/*
- * A series, inline in its id table slot. s.id is 0 until the entry is complete, then set
- * once with release (GCC __atomic builtins: the public field is a plain uint32_t, and
- * readers outside this file read it plainly, after an acquire in here handed them the
- * pointer).
- */
-struct series_entry {
-	struct cds_lfht_node lf;
-	struct dbi_series s;
+_Static_assert(sizeof(struct dbi_series) == 24, "a series is 24 bytes");
+
+/* The series index: ids (0 = empty) by the hash of their four ids, linear probing. */
+struct sindex {
+	uint32_t mask; /* slots - 1 */
+	size_t bytes;  /* of the mapping */
+	_Atomic uint32_t slot[];
 };
-_Static_assert(sizeof(struct series_entry) == 48, "a series entry is 48 bytes");
+
+#define SINDEX_MIN_SLOTS 4096u
+#define SINDEX_MAX_RETIRED 32 /* doublings: 4096 << 32 slots is far past MAX_CHUNKS ids */
 
 struct table {
-	struct cds_lfht *ht;
+	struct cds_lfht *ht; /* metrics, attribute sets, scopes */
 	pthread_mutex_t lock;
 	struct idtab ids;
+	/* series only */
+	_Atomic(struct sindex *) ix;
+	struct sindex *retired[SINDEX_MAX_RETIRED]; /* zeroed: their sizes are kept here */
+	size_t retired_bytes[SINDEX_MAX_RETIRED];
+	int nretired;
 };
 
 struct dbi_registry {
@@ -387,6 +393,33 @@ const char *dbi_attrs_format(const uint8_t *enc, size_t len, char *buf, size_t c
 	return buf;
 }
 
+/* ---- the series index ---- */
+
+/* A zeroed index of slots (a power of two) in its own mapping; NULL when out of memory. */
+static struct sindex *sindex_new(struct dbi_registry *reg, uint32_t slots)
+{
+	size_t bytes = sizeof(struct sindex) + (size_t)slots * sizeof(uint32_t);
+	struct sindex *ix;
+
+	bytes = DBI_ALIGN_UP(bytes, 4096);
+	ix = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (ix == MAP_FAILED)
+		return NULL;
+	ix->mask = slots - 1;
+	ix->bytes = bytes;
+	atomic_fetch_add_explicit(&reg->bytes, bytes, memory_order_relaxed);
+	return ix;
+}
+
+static void sindex_free_all(struct table *t)
+{
+	struct sindex *ix = atomic_load(&t->ix);
+	if (ix)
+		munmap(ix, ix->bytes);
+	for (int i = 0; i < t->nretired; i++)
+		munmap(t->retired[i], t->retired_bytes[i]);
+}
+
 /* ---- tables ---- */
 
 struct dbi_registry *dbi_registry_create(uint32_t max_series)
@@ -399,15 +432,22 @@ struct dbi_registry *dbi_registry_create(uint32_t max_series)
 	 * and until it catches up every lookup walks long chains (measured: 10x slower
 	 * interning at 200k series with 1024 initial buckets on a loaded machine).
 	 */
-	static const unsigned long init_buckets[OBJ_KINDS] = {
-	        [OBJ_METRIC] = 1024, [OBJ_ATTRS] = 65536, [OBJ_SCOPE] = 64, [OBJ_SERIES] = 65536};
+	static const unsigned long init_buckets[OBJ_SERIES] = {[OBJ_METRIC] = 1024, [OBJ_ATTRS] = 65536, [OBJ_SCOPE] = 64};
 	rcu_ensure_registered();
+	for (int k = 0; k < OBJ_KINDS; k++)
+		pthread_mutex_init(&reg->t[k].lock, NULL);
 	for (int k = 0; k < OBJ_KINDS; k++) {
+		if (k == OBJ_SERIES) {
+			struct sindex *ix = sindex_new(reg, SINDEX_MIN_SLOTS);
+			if (!ix)
+				goto fail;
+			atomic_store_explicit(&reg->t[k].ix, ix, memory_order_relaxed);
+			continue;
+		}
 		reg->t[k].ht = cds_lfht_new_flavor(init_buckets[k], init_buckets[k], 1UL << 26,
 		                                   CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING, &urcu_memb_flavor, NULL);
 		if (!reg->t[k].ht)
 			goto fail;
-		pthread_mutex_init(&reg->t[k].lock, NULL);
 	}
 	reg->max_series = max_series ? max_series : UINT32_MAX;
 	return reg;
@@ -423,26 +463,28 @@ void dbi_registry_destroy(struct dbi_registry *reg)
 	rcu_ensure_registered();
 	for (int k = 0; k < OBJ_KINDS; k++) {
 		struct table *t = &reg->t[k];
-		if (!t->ht)
-			continue;
-		struct cds_lfht_iter iter;
-		struct cds_lfht_node *n;
-		urcu_memb_read_lock();
-		cds_lfht_first(t->ht, &iter);
-		while ((n = cds_lfht_iter_get_node(&iter)) != NULL) {
-			cds_lfht_del(t->ht, n);
-			cds_lfht_next(t->ht, &iter);
+		if (t->ht) {
+			struct cds_lfht_iter iter;
+			struct cds_lfht_node *n;
+			urcu_memb_read_lock();
+			cds_lfht_first(t->ht, &iter);
+			while ((n = cds_lfht_iter_get_node(&iter)) != NULL) {
+				cds_lfht_del(t->ht, n);
+				cds_lfht_next(t->ht, &iter);
+			}
+			urcu_memb_read_unlock();
+			urcu_memb_synchronize_rcu();
+			cds_lfht_destroy(t->ht, NULL);
+			/* any object but a series is one allocation, plus its node */
+			uint32_t count = atomic_load(&t->ids.count);
+			for (uint32_t id = 1; id <= count; id++) {
+				struct node **slot = idtab_get(&t->ids, id, sizeof(*slot));
+				free(atomic_load(&(*slot)->obj));
+				free(*slot);
+			}
 		}
-		urcu_memb_read_unlock();
-		urcu_memb_synchronize_rcu();
-		cds_lfht_destroy(t->ht, NULL);
-		/* series live in the chunks; any other object is one allocation, plus its node */
-		uint32_t count = atomic_load(&t->ids.count);
-		for (uint32_t id = 1; k != OBJ_SERIES && id <= count; id++) {
-			struct node **slot = idtab_get(&t->ids, id, sizeof(*slot));
-			free(atomic_load(&(*slot)->obj));
-			free(*slot);
-		}
+		if (k == OBJ_SERIES)
+			sindex_free_all(t);
 		for (int c = 0; c < MAX_CHUNKS; c++)
 			free(atomic_load(&t->ids.chunks[c]));
 		pthread_mutex_destroy(&t->lock);
@@ -701,35 +743,79 @@ struct series_key {
 	uint32_t metric, resource, scope, attrs;
 };
 
-/* The id of an entry found in the hash table: acquire, pairs with series_insert's release. */
-static inline uint32_t series_entry_id(const struct series_entry *e)
+/* The index's hash: of the four ids (the routing hash, of content, is made on insert). */
+static inline uint32_t series_key_hash(const struct series_key *k)
 {
-	return __atomic_load_n(&e->s.id, __ATOMIC_ACQUIRE);
+	uint64_t a = ((uint64_t)k->metric << 32) | k->resource, b = ((uint64_t)k->scope << 32) | k->attrs;
+	return (uint32_t)(dbi_mix64(a * 0x9e3779b97f4a7c15ULL ^ b) >> 32);
 }
 
-static int series_match(struct cds_lfht_node *lf, const void *key)
+static inline const struct dbi_series *series_at(const struct table *t, uint32_t id)
 {
-	const struct series_entry *e = caa_container_of(lf, struct series_entry, lf);
-	const struct series_key *k = key;
-	/* the id first: once it is set, the fields are complete */
-	return series_entry_id(e) != 0 && e->s.metric == k->metric && e->s.resource == k->resource &&
-	       e->s.scope == k->scope && e->s.attrs == k->attrs;
+	return idtab_get(&t->ids, id, sizeof(struct dbi_series));
 }
 
-/* The id of an interned series equal to key, or 0. */
-static uint32_t series_lookup(struct table *t, uint64_t hash, const struct series_key *key)
+/*
+ * The id of an interned series equal to key, or 0 (which the caller re-checks under the
+ * mutex). No RCU: nothing a lookup can reach is ever freed before the registry.
+ */
+static uint32_t series_lookup(struct table *t, uint32_t h, const struct series_key *key)
 {
-	struct cds_lfht_iter iter;
-	struct cds_lfht_node *lf;
 	uint32_t id = 0;
-	rcu_ensure_registered();
-	urcu_memb_read_lock();
-	cds_lfht_lookup(t->ht, (unsigned long)hash, series_match, key, &iter);
-	lf = cds_lfht_iter_get_node(&iter);
-	if (lf)
-		id = series_entry_id(caa_container_of(lf, struct series_entry, lf));
-	urcu_memb_read_unlock();
+	const struct sindex *ix = atomic_load_explicit(&t->ix, memory_order_acquire);
+	for (uint32_t mask = ix->mask, i = h & mask;; i = (i + 1) & mask) {
+		uint32_t cand = atomic_load_explicit(&ix->slot[i], memory_order_acquire);
+		if (!cand)
+			break;
+		const struct dbi_series *e = series_at(t, cand);
+		if (e && e->metric == key->metric && e->resource == key->resource && e->scope == key->scope &&
+		    e->attrs == key->attrs) {
+			id = cand;
+			break;
+		}
+	}
 	return id;
+}
+
+/* Caller holds the mutex: id goes into the first free slot of its probe run. */
+static void sindex_put(const struct table *t, struct sindex *ix, uint32_t id)
+{
+	const struct dbi_series *e = series_at(t, id);
+	struct series_key k = {e->metric, e->resource, e->scope, e->attrs};
+	uint32_t i = series_key_hash(&k) & ix->mask;
+	while (atomic_load_explicit(&ix->slot[i], memory_order_relaxed))
+		i = (i + 1) & ix->mask;
+	atomic_store_explicit(&ix->slot[i], id, memory_order_release);
+}
+
+/*
+ * Caller holds the mutex; ids 1..n are in the index, n + 1 is about to be. Past 70 % the
+ * index doubles: the new one is filled before it is published, the old one retired.
+ */
+static int sindex_reserve(struct dbi_registry *reg, struct table *t, uint32_t n)
+{
+	struct sindex *old = atomic_load_explicit(&t->ix, memory_order_relaxed), *ix;
+	uint64_t slots = (uint64_t)old->mask + 1;
+
+	if ((uint64_t)(n + 1) * 10 <= slots * 7)
+		return DBI_OK;
+	if (t->nretired == SINDEX_MAX_RETIRED || slots * 2 > UINT32_MAX)
+		return DBI_ERR;
+	ix = sindex_new(reg, (uint32_t)(slots * 2));
+	if (!ix)
+		return DBI_ERR;
+	for (uint32_t id = 1; id <= n; id++)
+		sindex_put(t, ix, id);
+	atomic_store_explicit(&t->ix, ix, memory_order_release);
+	/*
+	 * Lookups may still be probing the old index: its pages go back to the kernel and read
+	 * as zeros (a miss, re-checked under the mutex); the mapping stays until destroy.
+	 */
+	t->retired[t->nretired] = old;
+	t->retired_bytes[t->nretired++] = old->bytes;
+	atomic_fetch_sub_explicit(&reg->bytes, old->bytes, memory_order_relaxed);
+	madvise(old, old->bytes, MADV_DONTNEED);
+	return DBI_OK;
 }
 
 /*
@@ -737,37 +823,36 @@ static uint32_t series_lookup(struct table *t, uint64_t hash, const struct serie
  * its id (ours or the winner's), or 0 at the series limit or on allocation failure; a slot
  * is reserved only when the series will be published.
  */
-static uint32_t series_insert(struct dbi_registry *reg, uint64_t hash, const struct series_key *key)
+static uint32_t series_insert(struct dbi_registry *reg, uint32_t h, const struct series_key *key, uint64_t route)
 {
 	struct table *t = &reg->t[OBJ_SERIES];
-	struct series_entry *e;
-	uint32_t id;
+	struct dbi_series *e;
+	uint32_t id, n;
 	pthread_mutex_lock(&t->lock);
-	id = series_lookup(t, hash, key);
+	id = series_lookup(t, h, key);
 	if (id)
 		goto out;
 	/* exact under the mutex: the check before it lets racing inserts through */
-	if (atomic_load_explicit(&t->ids.count, memory_order_relaxed) >= reg->max_series) {
+	n = atomic_load_explicit(&t->ids.count, memory_order_relaxed);
+	if (n >= reg->max_series) {
 		atomic_fetch_add_explicit(&reg->limit_hits, 1, memory_order_relaxed);
 		goto out;
 	}
+	if (sindex_reserve(reg, t, n) != DBI_OK)
+		goto out;
 	e = idtab_reserve(reg, &t->ids, sizeof(*e), &id);
 	if (!e) {
 		id = 0;
 		goto out;
 	}
-	e->s.metric = key->metric;
-	e->s.resource = key->resource;
-	e->s.scope = key->scope;
-	e->s.attrs = key->attrs;
-	e->s.hash = hash;
-	cds_lfht_node_init(&e->lf);
-	__atomic_store_n(&e->s.id, id, __ATOMIC_RELEASE); /* the entry is complete */
+	e->metric = key->metric;
+	e->resource = key->resource;
+	e->scope = key->scope;
+	e->attrs = key->attrs;
+	e->hash = route;
 	/* by id before by content: an id found by content always resolves */
 	idtab_publish(&t->ids, id);
-	urcu_memb_read_lock();
-	cds_lfht_add(t->ht, (unsigned long)hash, &e->lf);
-	urcu_memb_read_unlock();
+	sindex_put(t, atomic_load_explicit(&t->ix, memory_order_relaxed), id);
 out:
 	pthread_mutex_unlock(&t->lock);
 	return id;
@@ -775,32 +860,31 @@ out:
 
 uint32_t dbi_series_intern(struct dbi_registry *reg, uint32_t metric, uint32_t resource, uint32_t scope, uint32_t attrs)
 {
+	struct series_key key = {metric, resource, scope, attrs};
+	struct table *t = &reg->t[OBJ_SERIES];
+	uint32_t h = series_key_hash(&key);
+	uint32_t id = series_lookup(t, h, &key);
+	if (id)
+		return id;
 	const struct dbi_metric *m = dbi_metric_get(reg, metric);
 	const struct dbi_attrset *r = dbi_attrs_get(reg, resource);
 	const struct dbi_attrset *a = dbi_attrs_get(reg, attrs);
 	const struct dbi_scope *sc = dbi_scope_get(reg, scope);
 	if (!m || !r || !a || !sc)
 		return 0;
-	struct series_key key = {metric, resource, scope, attrs};
-	/* Content hash, not id hash: routing must not depend on interning order. */
-	uint64_t parts[4] = {m->hash, r->hash, sc->hash, a->hash};
-	uint64_t hash = dbi_hash64(parts, sizeof(parts), 0x5e);
-	struct table *t = &reg->t[OBJ_SERIES];
-	uint32_t id = series_lookup(t, hash, &key);
-	if (id)
-		return id;
 	if (atomic_load_explicit(&t->ids.count, memory_order_relaxed) >= reg->max_series) {
 		atomic_fetch_add_explicit(&reg->limit_hits, 1, memory_order_relaxed);
 		return 0;
 	}
-	return series_insert(reg, hash, &key);
+	/* Content hash, not id hash: routing must not depend on interning order. */
+	uint64_t parts[4] = {m->hash, r->hash, sc->hash, a->hash};
+	return series_insert(reg, h, &key, dbi_hash64(parts, sizeof(parts), 0x5e));
 }
 
 /* count (acquire) was stored after the entry was complete: its fields can be read */
 const struct dbi_series *dbi_series_get(const struct dbi_registry *reg, uint32_t id)
 {
-	const struct series_entry *e = idtab_get(&reg->t[OBJ_SERIES].ids, id, sizeof(*e));
-	return e ? &e->s : NULL;
+	return series_at(&reg->t[OBJ_SERIES], id);
 }
 
 int dbi_registry_series_full(const struct dbi_registry *reg)

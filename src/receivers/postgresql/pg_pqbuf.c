@@ -8,6 +8,12 @@
  * either buffer, so their whole pages are handed back to the kernel with
  * madvise(MADV_DONTNEED): the allocation stays as it is (libpq still owns it, jemalloc
  * still counts it), its pages read as zeros and are faulted in again by the next scrape.
+ * Only whole pages can be handed back, and jemalloc places a 16 KiB allocation at a random
+ * cache-line offset within its first page (cache-oblivious large allocations): such a
+ * buffer spans five pages of which three are whole, so two stayed resident. The first
+ * time a buffer is seen unaligned it is moved, once, to a page-aligned allocation of the
+ * same size (libpq frees and reallocs it with the same malloc, which takes any pointer it
+ * handed out); then all of its pages go back.
  *
  * Finding the buffers needs libpq's private struct (libpq-int.h, shipped by libpq-dev),
  * whose layout is only valid for the libpq it came with: release is on only when the
@@ -17,6 +23,8 @@
  */
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -65,6 +73,24 @@ static size_t drop_pages(char *p, size_t len)
 	return len - head - tail;
 }
 
+/*
+ * A buffer not starting on a page moves to one that does (same size, its first used bytes
+ * copied), so that all its pages can be handed back; on allocation failure it stays put.
+ */
+static void align_buffer(char **buf, size_t len, size_t used)
+{
+	char *nb;
+
+	if (!((uintptr_t)*buf & (page_size - 1)) || len % page_size)
+		return;
+	nb = aligned_alloc(page_size, len);
+	if (!nb)
+		return;
+	memcpy(nb, *buf, used);
+	free(*buf);
+	*buf = nb;
+}
+
 size_t dbi_pg_pqbuf_release(PGconn *conn)
 {
 	size_t n = 0;
@@ -79,10 +105,14 @@ size_t dbi_pg_pqbuf_release(PGconn *conn)
 		return 0;
 	}
 	/* nothing left to parse: libpq rewinds to the start before its next read */
-	if (conn->inStart == conn->inEnd)
+	if (conn->inStart == conn->inEnd) {
+		align_buffer(&conn->inBuffer, (size_t)conn->inBufSize, (size_t)conn->inEnd);
 		n += drop_pages(conn->inBuffer, (size_t)conn->inBufSize);
-	if (conn->outCount == 0)
+	}
+	if (conn->outCount == 0) {
+		align_buffer(&conn->outBuffer, (size_t)conn->outBufSize, 0);
 		n += drop_pages(conn->outBuffer, (size_t)conn->outBufSize);
+	}
 	return n;
 }
 #else
