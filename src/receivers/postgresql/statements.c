@@ -413,13 +413,19 @@ struct stmt {
 	uint64_t fp;
 	int64_t rkey; /* the server's change key of the last row read (has_rkey) */
 	uint64_t stats_since;
-	double min_exec, max_exec;
+	/*
+	 * Only compared for moving the wrong way: float's rounding is monotonic, so a float
+	 * that moved the wrong way means the double did (an equal float may hide a tiny move).
+	 */
+	float min_exec, max_exec;
 };
+_Static_assert(sizeof(struct stmt) == 64, "a tracked statement is 64 bytes (plus its packed counters)");
 
 /*
  * Series ids of an exported statement. The pool is fixed at 2 x limit: at most limit
  * slots are used by one scrape, so a slot not used by this scrape can always be taken
- * back from its statement (which re-interns if it returns to the top-N).
+ * back from its statement (which re-interns if it returns to the top-N). sid[] holds one
+ * id per enabled metric, in metric order (s->nsid of them; slots are s->xstride apart).
  */
 struct xslot {
 	uint32_t attrs;
@@ -429,7 +435,7 @@ struct xslot {
 	uint8_t toplevel;
 	uint8_t with_fp; /* attrs carry db.query.fingerprint */
 	uint8_t named;   /* database and role names were resolved (not OID strings) */
-	uint32_t sid[DBI_PGSS_M_COUNT];
+	uint32_t sid[];
 };
 
 /* A top-N candidate; its interval delta is packed in dbi_pgss.topd at the same slot. */
@@ -476,7 +482,7 @@ struct dbslot {
 	double exec_ms; /* top-level */
 	uint64_t hist[DBI_PGSS_HIST_NB + 1];
 	uint64_t hist_count;
-	uint32_t other_sid[DBI_PGSS_M_COUNT];
+	uint32_t other_sid[DBI_PGSS_M_COUNT]; /* the first s->nsid used, as an xslot's */
 	uint32_t exec_sid, hist_sid;
 };
 
@@ -546,6 +552,7 @@ struct dbi_pgss {
 	uint32_t gen;
 	uint32_t n, cap, icap;
 	uint32_t xcap, xused, xfree, xhand; /* export slots: allocated, ever handed out, free among those, clock */
+	uint32_t nsid, xstride;             /* series per exported statement (enabled metrics), bytes per slot */
 	uint32_t dbcap, ndbs, nactive_dbs;
 	uint32_t nhid, hidcap;
 	uint32_t ntop, topcap;
@@ -825,11 +832,16 @@ static void table_fit(struct dbi_pgss *s, size_t nrows)
 		table_reserve(s, (uint32_t)DBI_MIN(nrows + nrows / 8 + 4, (size_t)UINT32_MAX / 4));
 }
 
+static inline struct xslot *xslot_at(const struct dbi_pgss *s, uint32_t i)
+{
+	return (struct xslot *)((char *)s->xs + (size_t)i * s->xstride);
+}
+
 static void xslot_free(struct dbi_pgss *s, struct stmt *t)
 {
 	if (!t->xslot)
 		return;
-	s->xs[t->xslot - 1].used_gen = 0;
+	xslot_at(s, t->xslot - 1)->used_gen = 0;
 	s->xfree++;
 	t->xslot = 0;
 }
@@ -1162,6 +1174,9 @@ struct dbi_pgss *dbi_pgss_create(const struct dbi_pgss_config *cfg, struct dbi_e
 	if (!s->cfg.metrics)
 		s->cfg.metrics = DBI_PGSS_M_DEFAULT;
 	s->cfg.metrics &= DBI_PGSS_M_ALL;
+	s->nsid = (uint32_t)__builtin_popcount(s->cfg.metrics);
+	s->xstride = (uint32_t)DBI_ALIGN_UP(offsetof(struct xslot, sid) + s->nsid * sizeof(uint32_t),
+	                                    _Alignof(struct xslot));
 	if (!s->cfg.sample_max)
 		s->cfg.sample_max = 4096;
 	if (s->cfg.sample_max < 64)
@@ -1468,7 +1483,7 @@ static void counters_row(struct dbi_pgss *s, const struct dbi_pgss_row *r, bool 
 			recreated = true;
 		/* min only falls and max only rises over an entry's life (PG < 17: no minmax-only reset) */
 		if (!recreated && !r->stats_since && !hidden && prev.c[DBI_PGSS_C_CALLS] && v.c[DBI_PGSS_C_CALLS] &&
-		    (r->max_exec < t->max_exec || r->min_exec > t->min_exec))
+		    ((float)r->max_exec < t->max_exec || (float)r->min_exec > t->min_exec))
 			recreated = true;
 		if (recreated) {
 			s->stats.rebaselines++;
@@ -1486,8 +1501,8 @@ static void counters_row(struct dbi_pgss *s, const struct dbi_pgss_row *r, bool 
 	t->has_rkey = r->has_rkey;
 	ctrs_pack(s, &s->cur[(size_t)e * s->npk], &r->v);
 	t->stats_since = r->stats_since;
-	t->min_exec = r->min_exec;
-	t->max_exec = r->max_exec;
+	t->min_exec = (float)r->min_exec;
+	t->max_exec = (float)r->max_exec;
 
 	if (!have_delta || !ctrs_active(&d))
 		return;
@@ -1886,19 +1901,24 @@ static void emit_point(struct dbi_pgss *s, uint32_t sid, uint8_t kind, bool is_d
 		s->stats.points++;
 }
 
+/* sid: one series id per enabled metric, in metric order (0 = none) */
 static void emit_metrics(struct dbi_pgss *s, const uint32_t *sid, const struct dbi_pgss_ctrs *d)
 {
+	uint32_t r = 0;
 	for (int m = 0; m < DBI_PGSS_M_COUNT; m++) {
-		if (!(s->cfg.metrics & DBI_PGSS_M_BIT(m)) || !sid[m])
+		if (!(s->cfg.metrics & DBI_PGSS_M_BIT(m)))
+			continue;
+		uint32_t id = sid[r++];
+		if (!id)
 			continue;
 		if (m == DBI_PGSS_M_EXEC_MEAN) {
 			if (d->c[DBI_PGSS_C_CALLS])
-				emit_point(s, sid[m], DBI_PK_GAUGE, true,
+				emit_point(s, id, DBI_PK_GAUGE, true,
 				           d->t[DBI_PGSS_T_EXEC] / 1000.0 / (double)d->c[DBI_PGSS_C_CALLS], 0);
 		} else if (metric_tm[m] >= 0) {
-			emit_point(s, sid[m], DBI_PK_SUM, true, d->t[metric_tm[m]] / 1000.0, 0);
+			emit_point(s, id, DBI_PK_SUM, true, d->t[metric_tm[m]] / 1000.0, 0);
 		} else {
-			emit_point(s, sid[m], DBI_PK_SUM, false, 0, (int64_t)d->c[metric_ctr[m]]);
+			emit_point(s, id, DBI_PK_SUM, false, 0, (int64_t)d->c[metric_ctr[m]]);
 		}
 	}
 }
@@ -1915,15 +1935,18 @@ static bool api_has(const struct dbi_pgss *s, int m)
 
 static uint32_t intern_series_set(struct dbi_pgss *s, const struct dbi_attr *a, size_t na, uint32_t *sid)
 {
-	uint32_t attrs = dbi_attrs_intern(s->cfg.reg, a, na);
+	uint32_t attrs = dbi_attrs_intern(s->cfg.reg, a, na), r = 0;
 	if (!attrs)
 		return 0;
 	for (int m = 0; m < DBI_PGSS_M_COUNT; m++) {
-		sid[m] = 0;
-		if (!(s->cfg.metrics & DBI_PGSS_M_BIT(m)) || !api_has(s, m))
+		if (!(s->cfg.metrics & DBI_PGSS_M_BIT(m)))
 			continue;
-		sid[m] = dbi_series_intern(s->cfg.reg, s->mid[m], s->cfg.resource, s->cfg.scope, attrs);
-		if (!sid[m])
+		uint32_t *id = &sid[r++];
+		*id = 0;
+		if (!api_has(s, m))
+			continue;
+		*id = dbi_series_intern(s->cfg.reg, s->mid[m], s->cfg.resource, s->cfg.scope, attrs);
+		if (!*id)
 			s->stats.series_limit++;
 	}
 	return attrs;
@@ -1938,10 +1961,10 @@ static int xslot_grow(struct dbi_pgss *s)
 	if (s->xcap >= max)
 		return DBI_ERR;
 	ncap = DBI_MIN(s->xcap ? 2 * s->xcap : 16, max);
-	nx = realloc(s->xs, (size_t)ncap * sizeof(*nx));
+	nx = realloc(s->xs, (size_t)ncap * s->xstride);
 	if (!nx)
 		return DBI_ERR;
-	memset(nx + s->xcap, 0, (size_t)(ncap - s->xcap) * sizeof(*nx));
+	memset((char *)nx + (size_t)s->xcap * s->xstride, 0, (size_t)(ncap - s->xcap) * s->xstride);
 	s->xs = nx;
 	s->xcap = ncap;
 	s->stats.grow_allocs++;
@@ -1956,7 +1979,7 @@ static struct xslot *stmt_series(struct dbi_pgss *s, struct stmt *t)
 	size_t na = 0;
 
 	if (t->xslot) {
-		x = &s->xs[t->xslot - 1];
+		x = xslot_at(s, t->xslot - 1);
 		if (x->with_fp == t->has_fp &&
 		    (x->named || !name_get(&s->dbnames, t->dbid) || !name_get(&s->rolenames, t->userid)))
 			return x;
@@ -1964,7 +1987,7 @@ static struct xslot *stmt_series(struct dbi_pgss *s, struct stmt *t)
 		uint32_t slot;
 		if (s->xfree) {
 			/* a slot its statement left (gone from pg_stat_statements, or reconnect) */
-			for (slot = s->xhand; s->xs[slot].used_gen; slot = (slot + 1) % s->xused)
+			for (slot = s->xhand; xslot_at(s, slot)->used_gen; slot = (slot + 1) % s->xused)
 				;
 			s->xfree--;
 		} else if (s->xused < s->xcap || xslot_grow(s) == DBI_OK) {
@@ -1972,20 +1995,20 @@ static struct xslot *stmt_series(struct dbi_pgss *s, struct stmt *t)
 		} else {
 			/* clock: the first slot not used by this scrape (one exists at 2 x limit) */
 			uint32_t tries = 0;
-			for (slot = s->xhand % s->xused; s->xs[slot].used_gen == s->gen && tries < s->xused;
+			for (slot = s->xhand % s->xused; xslot_at(s, slot)->used_gen == s->gen && tries < s->xused;
 			     slot = (slot + 1) % s->xused)
 				tries++;
 			if (tries == s->xused)
 				return NULL; /* out of memory below 2 x limit slots: counted by the caller */
 		}
 		s->xhand = (slot + 1) % s->xused;
-		x = &s->xs[slot];
+		x = xslot_at(s, slot);
 		if (x->used_gen) {
 			uint32_t owner = index_find(s, x->dbid, x->userid, x->queryid, x->toplevel);
 			if (owner != UINT32_MAX)
 				s->st[owner].xslot = 0;
 		}
-		memset(x, 0, sizeof(*x));
+		memset(x, 0, s->xstride);
 		x->dbid = t->dbid;
 		x->userid = t->userid;
 		x->queryid = t->queryid;
@@ -2094,7 +2117,7 @@ int dbi_pgss_emit(struct dbi_pgss *s)
 		for (uint32_t k = 0; k < s->ntop; k++) {
 			const struct stmt *t = &s->st[s->top[s->heap[k]].idx];
 			if (t->xslot)
-				s->xs[t->xslot - 1].used_gen = s->gen;
+				xslot_at(s, t->xslot - 1)->used_gen = s->gen;
 		}
 		for (uint32_t k = 0; k < s->ntop; k++) {
 			struct topslot *ts = &s->top[s->heap[k]];
