@@ -1,7 +1,8 @@
 /*
  * registry.h — the series registry: metric descriptors, attribute sets, scopes and
  * series interned once and named by 32-bit ids, so hot paths carry ids and never
- * strings. Lookups by content go through a liburcu RCU hash table (cds_lfht) and take
+ * strings. Lookups by content go through liburcu RCU hash tables (cds_lfht; for series, which
+ * are most of it, a leaner open-addressing index of ids, see registry.c) and take
  * no lock; lookups by id index a chunked table and take nothing at all. Interned
  * objects are immutable and live as long as the registry: a pointer obtained from a
  * *_get() call stays valid. A series limit bounds memory against cardinality
