@@ -432,7 +432,8 @@ struct dbi_registry *dbi_registry_create(uint32_t max_series)
 	 * and until it catches up every lookup walks long chains (measured: 10x slower
 	 * interning at 200k series with 1024 initial buckets on a loaded machine).
 	 */
-	static const unsigned long init_buckets[OBJ_SERIES] = {[OBJ_METRIC] = 1024, [OBJ_ATTRS] = 65536, [OBJ_SCOPE] = 64};
+	static const unsigned long init_buckets[OBJ_SERIES] = {
+	        [OBJ_METRIC] = 1024, [OBJ_ATTRS] = 65536, [OBJ_SCOPE] = 64};
 	rcu_ensure_registered();
 	for (int k = 0; k < OBJ_KINDS; k++)
 		pthread_mutex_init(&reg->t[k].lock, NULL);

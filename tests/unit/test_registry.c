@@ -273,8 +273,8 @@ static void *race2_reader(void *arg)
 		uint32_t max = dbi_series_max_id(f->reg);
 		for (uint32_t id = 1; id <= max; id++) {
 			const struct dbi_series *s = dbi_series_get(f->reg, id);
-			if (!s || s->metric != f->metric || s->resource != f->res ||
-			    s->scope != f->scope || !dbi_attrs_get(f->reg, s->attrs)) {
+			if (!s || s->metric != f->metric || s->resource != f->res || s->scope != f->scope ||
+			    !dbi_attrs_get(f->reg, s->attrs)) {
 				atomic_fetch_add(&race2_errors, 1);
 				continue;
 			}

@@ -1977,7 +1977,7 @@ static int xslot_grow(struct dbi_pgss *s)
 
 	if (s->xcap >= max)
 		return DBI_ERR;
-	ncap = DBI_MIN(s->xcap ? s->xcap + s->xcap / 2 : 16, max); /* 16, 24, 36, ...: most targets export ~20 */
+	ncap = DBI_MIN(s->xcap ? s->xcap + (s->xcap + 1) / 2 : 16, max); /* 16, 24, 36, ...: most export ~20 */
 	nx = realloc(s->xs, (size_t)ncap * s->xstride);
 	if (!nx)
 		return DBI_ERR;
@@ -2012,6 +2012,8 @@ static struct xslot *stmt_series(struct dbi_pgss *s, struct stmt *t)
 		} else {
 			/* clock: the first slot not used by this scrape (one exists at 2 x limit) */
 			uint32_t tries = 0;
+			if (!s->xused)
+				return NULL; /* not even the first slots could be allocated */
 			for (slot = s->xhand % s->xused; xslot_at(s, slot)->used_gen == s->gen && tries < s->xused;
 			     slot = (slot + 1) % s->xused)
 				tries++;
