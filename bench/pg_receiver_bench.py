@@ -12,6 +12,7 @@ Prints one JSON object:
                             statements in pg_stat_statements (the collector connects as its own role,
                             dbi_bench, so its rows are exactly its own) / target scrapes
   statements_per_target_scrape, scrapes, rss_kib / rss_anon_kib / rss_shmem_kib (VmRSS split)
+  drops                     points dropped anywhere since the start (full rings, overruns, limits)
 Targets are loopback addresses of clusters that listen on up to 60 addresses each.
 """
 
@@ -63,6 +64,9 @@ def scrapes(shm):
         if b["type"] == "postgresql":
             for k, v in b["counters"].items():
                 tot[k] = tot.get(k, 0) + v["value"]
+    # every point dropped anywhere (full rings included): small rings must not lose data
+    tot["drops"] = sum(v["value"] for sec in ("receivers", "threads", "runtime") for b in js["stats"].get(sec, [])
+                       for k, v in b.get("counters", {}).items() if k.startswith("dropped.") or k == "ring_full")
     return tot
 
 
@@ -138,6 +142,7 @@ def main():
             "targets": a.targets, "dbs_per_target": 1 + a.dbs, "interval": a.interval, "window_s": a.seconds,
             "scrapes": n, "failures": s1["scrape_failures"] - s0["scrape_failures"],
             "overruns": s1["dropped.scrape_overrun"] - s0["dropped.scrape_overrun"],
+            "drops": s1["drops"],  # since the start, warm-up included: rings full, overruns, limits
             "cpu_us_per_target_scrape": round((c1 - c0) / max(n, 1) * 1e6, 1),
             "db_ms_per_target_scrape": round(db_ms / max(n, 1), 3),
             "statements_per_target_scrape": round(calls / max(n, 1), 1),
